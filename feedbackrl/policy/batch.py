@@ -1,0 +1,72 @@
+"""`Batch`: padded tensors built from samples for one forward pass of prompt + completion.
+
+Layout: each row is prompt ids followed by completion ids, right-padded to the longest row.
+Per-token quantities of the completion (log-probs, values, advantages) are [B, T] tensors,
+T = the longest completion, left-aligned so that column j is the j-th completion token;
+`positions` maps column j to the logits column that predicts it (prompt_len - 1 + j).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from feedbackrl.sample import Sample
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    positions: torch.Tensor  # [B, T] logits column predicting completion token j
+    completion_ids: torch.Tensor  # [B, T]
+    completion_mask: torch.Tensor  # [B, T] 1.0 on real completion tokens
+    old_logprobs: torch.Tensor  # [B, T] behaviour log-probs
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # ref_logprobs, values, advantages, returns
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def select(self, index: torch.Tensor) -> "Batch":
+        """Rows `index` (a minibatch), trimmed to the columns those rows use."""
+        mask = self.completion_mask[index]
+        t = int(mask.sum(-1).max().item()) if len(index) else 0
+        t = max(t, 1)
+        attn = self.attention_mask[index]
+        length = max(int(attn.sum(-1).max().item()), 1)
+        return Batch(
+            input_ids=self.input_ids[index, :length],
+            attention_mask=attn[:, :length],
+            positions=self.positions[index, :t],
+            completion_ids=self.completion_ids[index, :t],
+            completion_mask=mask[:, :t],
+            old_logprobs=self.old_logprobs[index, :t],
+            extras={k: v[index, :t] if v.dim() == 2 else v[index] for k, v in self.extras.items()},
+        )
+
+
+def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
+    b = len(samples)
+    lengths = [len(s.prompt_ids) + len(s.completion_ids) for s in samples]
+    width = max(max(lengths), 1)
+    t = max(max((len(s.completion_ids) for s in samples), default=1), 1)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((b, width), dtype=torch.long)
+    positions = torch.zeros((b, t), dtype=torch.long)
+    completion_ids = torch.full((b, t), pad_id, dtype=torch.long)
+    completion_mask = torch.zeros((b, t))
+    old_logprobs = torch.zeros((b, t))
+    for i, s in enumerate(samples):
+        p, c = len(s.prompt_ids), len(s.completion_ids)
+        if p == 0:
+            raise ValueError("a sample needs at least one prompt token")
+        input_ids[i, : p + c] = torch.tensor(list(s.prompt_ids) + list(s.completion_ids), dtype=torch.long)
+        attention[i, : p + c] = 1
+        positions[i, :c] = torch.arange(p - 1, p - 1 + c)
+        completion_ids[i, :c] = torch.tensor(s.completion_ids, dtype=torch.long)
+        completion_mask[i, :c] = 1.0
+        if s.logprobs:
+            old_logprobs[i, :c] = torch.tensor(s.logprobs[:c], dtype=torch.float32)
+    return Batch(input_ids, attention, positions, completion_ids, completion_mask, old_logprobs)

@@ -1,0 +1,215 @@
+"""`Policy`: a Hugging Face causal LM + tokenizer, with what RL needs from it.
+
+- `generate`: G completions per prompt with their per-token log-probs (KV cache);
+- `token_logprobs`: log-probs (and optionally values and entropy) of given completions in
+  one batched forward pass;
+- an optional scalar value head on the last hidden state (PPO);
+- optional LoRA through peft, in which case the frozen reference is the same model with the
+  adapters switched off (no second copy in memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from feedbackrl.algos.kl import entropy_from_logits, logprobs_from_logits
+from feedbackrl.policy.batch import Batch, collate
+from feedbackrl.policy.sampling import Constraint, sample_tokens
+from feedbackrl.sample import Sample
+
+VALUE_HEAD_FILE = "value_head.pt"
+POLICY_META_FILE = "feedbackrl_policy.json"
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    def validate(self) -> None:
+        if self.r < 1:
+            raise ValueError("r: LoRA rank must be >= 1")
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+class Policy(nn.Module):
+    def __init__(self, model, tokenizer, value_head: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.value_head = value_head
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.eos_id = int(tokenizer.eos_token_id)
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        value_head: bool = False,
+        lora: LoraSettings | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> "Policy":
+        """Load any causal LM by local directory or hub id (same `from_pretrained` code)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _quiet_transformers()
+        path = str(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if lora is not None and not (Path(path) / "adapter_config.json").exists():
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(
+                model,
+                LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                           target_modules=list(lora.target_modules), task_type="CAUSAL_LM"),
+            )
+        head = None
+        if value_head:
+            hidden = model.config.hidden_size
+            head = nn.Linear(hidden, 1)
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+            saved = Path(path) / VALUE_HEAD_FILE
+            if saved.exists():
+                head.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+        policy = cls(model, tokenizer, head).to(device)
+        policy.model.config.use_cache = True
+        return policy
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        model = self.model
+        if self.is_lora:
+            # merged weights load like any HF model; the adapter alone is kept beside them
+            model.save_pretrained(path / "adapter")
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        if self.value_head is not None:
+            torch.save(self.value_head.state_dict(), path / VALUE_HEAD_FILE)
+        (path / POLICY_META_FILE).write_text(json.dumps({"lora": self.is_lora, "value_head": self.value_head is not None}))
+
+    @property
+    def is_lora(self) -> bool:
+        return hasattr(self.model, "disable_adapter") and hasattr(self.model, "peft_config")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def frozen_copy(self) -> "Policy":
+        """A detached, frozen copy for the KL reference (not needed with LoRA)."""
+        ref = Policy(copy.deepcopy(self.model), self.tokenizer, None)
+        ref.requires_grad_(False)
+        ref.eval()
+        return ref
+
+    @contextlib.contextmanager
+    def adapters_disabled(self):
+        with self.model.disable_adapter():
+            yield
+
+    # ------------------------------------------------------------------ tokenisation
+    def encode_prompt(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def encode_completion(self, completion: str, add_eos: bool = True) -> list[int]:
+        ids = list(self.tokenizer(completion, add_special_tokens=False)["input_ids"])
+        return ids + [self.eos_id] if add_eos else ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode([i for i in ids if i not in (self.eos_id, self.pad_id)], skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        num_samples: int = 1,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 32,
+        greedy: bool = False,
+        constraint: Constraint | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[Sample]:
+        """len(prompts) * num_samples samples; sample k of prompt i sits at i*num_samples + k."""
+        was_training = self.model.training
+        self.model.eval()
+        prompt_ids = [self.encode_prompt(p) for p in prompts]
+        rows = [ids for ids in prompt_ids for _ in range(num_samples)]
+        out = sample_tokens(
+            self.model, rows, eos_id=self.eos_id, pad_id=self.pad_id, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p, greedy=greedy, constraint=constraint, generator=generator,
+        )
+        self.model.train(was_training)
+        samples = []
+        for r, ids in enumerate(rows):
+            n = int(out.lengths[r])
+            comp = out.tokens[r, :n].tolist()
+            samples.append(Sample(
+                prompt=prompts[r // num_samples], completion=self.decode(comp), prompt_ids=list(ids),
+                completion_ids=comp, logprobs=out.logprobs[r, :n].tolist(), group_id=r // num_samples,
+            ))
+        return samples
+
+    # ------------------------------------------------------------------ scoring given completions
+    def collate(self, samples: Sequence[Sample]) -> Batch:
+        return collate(samples, self.pad_id)
+
+    def token_logprobs(
+        self, batch: Batch, *, temperature: float = 1.0, with_values: bool = False, with_entropy: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """One forward pass: {'logprobs': [B,T], 'values': [B,T]?, 'entropy': [B,T]?}."""
+        dev = self.device
+        out = self.model(
+            input_ids=batch.input_ids.to(dev), attention_mask=batch.attention_mask.to(dev),
+            output_hidden_states=with_values, use_cache=False,
+        )
+        idx = batch.positions.to(dev)
+        logits = out.logits.gather(1, idx[..., None].expand(-1, -1, out.logits.shape[-1])).float()
+        logits = logits / max(temperature, 1e-6)
+        result = {"logprobs": logprobs_from_logits(logits, batch.completion_ids.to(dev))}
+        if with_entropy:
+            result["entropy"] = entropy_from_logits(logits)
+        if with_values:
+            if self.value_head is None:
+                raise ValueError("this policy was loaded without a value head")
+            hidden = out.hidden_states[-1]
+            hidden = hidden.gather(1, idx[..., None].expand(-1, -1, hidden.shape[-1]))
+            result["values"] = self.value_head(hidden.float()).squeeze(-1)
+        return result
+
+    def sequence_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
+        """Differentiable log pi(completion | prompt) summed over tokens (EOS included): [B]."""
+        samples = [
+            Sample(prompt=p, completion=c, prompt_ids=self.encode_prompt(p), completion_ids=self.encode_completion(c))
+            for p, c in zip(prompts, completions)
+        ]
+        batch = self.collate(samples)
+        lp = self.token_logprobs(batch)["logprobs"]
+        return (lp * batch.completion_mask.to(lp.device)).sum(-1)
