@@ -1,0 +1,318 @@
+"""The online loop: generate -> score -> advantages -> several epochs of minibatch updates ->
+log -> checkpoint. PPO and GRPO differ only in how advantages are made and whether a value
+head is trained; the maths is in `feedbackrl.algos`, this file only composes it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from feedbackrl.algos.advantages import expand_to_tokens, gae, group_advantages
+from feedbackrl.algos.kl import kl_divergence
+from feedbackrl.algos.masked import aggregate, masked_mean, masked_whiten
+from feedbackrl.algos.policy_loss import clipped_surrogate_loss, clipped_value_loss
+from feedbackrl.policy.batch import Batch
+from feedbackrl.policy.model import Policy
+from feedbackrl.rewards.base import score_samples
+from feedbackrl.sample import Sample
+from feedbackrl.tasks.base import Prompt, Task
+from feedbackrl.train import checkpoint as ckpt
+from feedbackrl.train.config import RunConfig
+from feedbackrl.train.optim import build_optimizer
+from feedbackrl.train.run_log import RunLog
+
+
+@dataclass
+class Rollout:
+    samples: list[Sample]
+    batch: Batch
+    valid: torch.Tensor  # [B] 1.0 where the reward was computed (no infrastructure error)
+    rewards: torch.Tensor  # [B]
+
+
+def generate_rollout(policy: Policy, task: Task, prompts: list[Prompt], cfg: RunConfig,
+                     generator: torch.Generator, constraint=None) -> list[Sample]:
+    g = cfg.algo.group_size
+    gen = cfg.generation
+    samples = policy.generate(
+        [p.text for p in prompts], g, temperature=gen.temperature, top_p=gen.top_p,
+        max_new_tokens=gen.max_new_tokens, constraint=constraint, generator=generator,
+    )
+    for s in samples:
+        p = prompts[s.group_id]
+        s.reference, s.metadata = p.reference, dict(p.metadata)
+    return samples
+
+
+def evaluate_policy(policy: Policy, task: Task, cfg: RunConfig, constraint=None) -> tuple[dict[str, float], list[Sample]]:
+    """Greedy completions of the held-out prompts, scored by the task's own metrics."""
+    prompts = task.eval_prompts()
+    samples = []
+    for i in range(0, len(prompts), 256):
+        chunk = prompts[i:i + 256]
+        out = policy.generate([p.text for p in chunk], 1, greedy=True, max_new_tokens=cfg.generation.max_new_tokens,
+                              constraint=constraint)
+        for s, p in zip(out, chunk):
+            s.reference, s.metadata = p.reference, dict(p.metadata)
+        samples += out
+    return task.evaluate(samples), samples
+
+
+class OnlineTrainer:
+    """PPO or GRPO on one task. `run()` trains `cfg.steps` steps (resuming if a checkpoint
+    exists) and returns the summary written to `<run_dir>/summary.json`."""
+
+    def __init__(self, cfg: RunConfig, task: Task, policy: Policy, run_dir: Path, reference: Policy | None = None,
+                 on_step: Callable[[int, dict], None] | None = None):
+        self.cfg, self.task, self.policy, self.run_dir = cfg, task, policy, Path(run_dir)
+        algo = cfg.algo
+        self.is_ppo = algo.name == "ppo"
+        if self.is_ppo and policy.value_head is None:
+            raise ValueError("PPO needs a policy loaded with value_head=True")
+        self.reference = reference
+        if algo.kl_coef > 0 and reference is None:
+            # with LoRA the reference is the base model with adapters off; else a frozen copy
+            self.reference = None if policy.is_lora else policy.frozen_copy()
+        self.reward_fn = task.reward()
+        self.optimizer, self.scheduler = build_optimizer(
+            policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas,
+            warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps, schedule=cfg.optim.schedule,
+        )
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.task_rng = random.Random(cfg.seed)
+        self.step = 0
+        self.initial_eval: dict[str, float] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.on_step = on_step
+        self.elapsed_before_resume = 0.0
+
+    # ------------------------------------------------------------------ helpers
+    def _constraint(self):
+        make = getattr(self.task, "constraint", None)
+        return make(self.policy.tokenizer) if callable(make) else None
+
+    @torch.no_grad()
+    def _reference_logprobs(self, batch: Batch) -> torch.Tensor | None:
+        if self.cfg.algo.kl_coef <= 0:
+            return None
+        temp = self.cfg.generation.temperature
+        if self.reference is not None:
+            return self.reference.token_logprobs(batch, temperature=temp)["logprobs"]
+        with self.policy.adapters_disabled():
+            return self.policy.token_logprobs(batch, temperature=temp)["logprobs"]
+
+    def _advantages(self, roll: Rollout, ref_logprobs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        algo, batch = self.cfg.algo, roll.batch
+        mask = batch.completion_mask * roll.valid[:, None]
+        if not self.is_ppo:
+            adv = group_advantages(roll.rewards, algo.group_size, scale=algo.advantage_scale)
+            return {"advantages": expand_to_tokens(adv, mask)}
+        with torch.no_grad():
+            values = self.policy.token_logprobs(batch, with_values=True)["values"] * mask
+        # the sequence reward arrives on the last completion token
+        lengths = batch.completion_mask.sum(-1).long().clamp_min(1)
+        token_rewards = torch.zeros_like(mask)
+        token_rewards[torch.arange(len(lengths)), lengths - 1] = roll.rewards
+        if ref_logprobs is not None and algo.kl_in == "reward":
+            token_rewards = token_rewards - algo.kl_coef * kl_divergence(batch.old_logprobs, ref_logprobs, algo.kl_estimator)
+        adv, returns = gae(token_rewards * mask, values, mask, algo.gamma, algo.lam)
+        if algo.whiten_advantages:
+            adv = masked_whiten(adv, mask) * mask
+        return {"advantages": adv, "returns": returns, "values": values}
+
+    def _rollout(self) -> tuple[Rollout, dict[str, float]]:
+        t0 = time.perf_counter()
+        on_step = getattr(self.task, "on_train_step", None)
+        if callable(on_step):
+            on_step(self.step + 1)
+        prompts = self.task.train_prompts(self.cfg.prompts_per_step, self.task_rng)
+        samples = generate_rollout(self.policy, self.task, prompts, self.cfg, self.generator, self._constraint())
+        t1 = time.perf_counter()
+        score_samples(self.reward_fn, samples)
+        t2 = time.perf_counter()
+        valid = torch.tensor([0.0 if s.error else 1.0 for s in samples])
+        raw = torch.tensor([s.reward if s.reward is not None else float("nan") for s in samples])
+        # an errored sample is masked out of the loss; for group statistics it stands at the
+        # mean of its group's valid rewards so it neither helps nor hurts its siblings
+        g = self.cfg.algo.group_size
+        grouped = raw.view(-1, g)
+        fill = torch.nanmean(grouped, dim=1, keepdim=True).nan_to_num(0.0).expand_as(grouped)
+        rewards = torch.where(torch.isnan(grouped), fill, grouped).reshape(-1)
+        batch = self.policy.collate(samples)
+        timing = {"time/generate_s": t1 - t0, "time/score_s": t2 - t1}
+        return Rollout(samples, batch, valid, rewards), timing
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict[str, float]:
+        cfg, algo = self.cfg, self.cfg.algo
+        t_start = time.perf_counter()
+        roll, timing = self._rollout()
+        batch = roll.batch
+        ref_logprobs = self._reference_logprobs(batch)
+        batch.extras.update(self._advantages(roll, ref_logprobs))
+        if ref_logprobs is not None:
+            batch.extras["ref_logprobs"] = ref_logprobs
+        batch.extras["valid"] = roll.valid
+        t_update = time.perf_counter()
+        self.policy.train()
+        stats: dict[str, list[float]] = {}
+        n = len(batch)
+        mb = min(algo.minibatch_size, n)
+        for _ in range(algo.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, mb):
+                for k, v in self._update(batch.select(order[start:start + mb])).items():
+                    stats.setdefault(k, []).append(v)
+        self.policy.eval()
+        t_end = time.perf_counter()
+        metrics = self._step_metrics(roll, ref_logprobs, stats)
+        metrics.update(timing)
+        metrics["time/update_s"] = t_end - t_update
+        metrics["time/step_s"] = t_end - t_start
+        metrics["samples_per_s"] = n / max(t_end - t_start, 1e-9)
+        self._audit(roll.samples)
+        return metrics
+
+    def _update(self, mb: Batch) -> dict[str, float]:
+        algo, temp = self.cfg.algo, self.cfg.generation.temperature
+        mask = mb.completion_mask * mb.extras["valid"][:, None]
+        out = self.policy.token_logprobs(mb, temperature=temp, with_values=self.is_ppo, with_entropy=algo.entropy_coef > 0)
+        loss, stats = clipped_surrogate_loss(
+            out["logprobs"], mb.old_logprobs, mb.extras["advantages"], mask,
+            eps_low=algo.clip_eps_low, eps_high=algo.clip_eps_high, aggregation=algo.aggregation,
+        )
+        stats = {f"policy/{k}": float(v) for k, v in stats.items()}
+        stats["loss/policy"] = float(loss)
+        if "ref_logprobs" in mb.extras and algo.kl_in == "loss":
+            kl = aggregate(kl_divergence(out["logprobs"], mb.extras["ref_logprobs"], algo.kl_estimator), mask, algo.aggregation)
+            loss = loss + algo.kl_coef * kl
+            stats["loss/kl"] = float(kl)
+        if self.is_ppo:
+            vloss = clipped_value_loss(out["values"], mb.extras["values"], mb.extras["returns"], mask, clip=algo.value_clip)
+            loss = loss + algo.vf_coef * vloss
+            stats["loss/value"] = float(vloss)
+        if algo.entropy_coef > 0:
+            ent = aggregate(out["entropy"], mask, algo.aggregation)
+            loss = loss - algo.entropy_coef * ent
+            stats["entropy"] = float(ent)
+        self.optimizer.zero_grad(set_to_none=True)
+        if mask.sum() > 0:
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.optim.max_grad_norm)
+            stats["grad_norm"] = float(grad_norm)
+            self.optimizer.step()
+        return stats
+
+    def _step_metrics(self, roll: Rollout, ref_logprobs, stats: dict[str, list[float]]) -> dict[str, float]:
+        valid = roll.valid.bool()
+        rewards = roll.rewards[valid]
+        m: dict[str, float] = {
+            "reward/mean": float(rewards.mean()) if len(rewards) else float("nan"),
+            "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+            "reward/errors": float((~valid).sum()),
+            "completion_tokens/mean": float(roll.batch.completion_mask.sum(-1).mean()),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+        }
+        if ref_logprobs is not None:
+            kl = kl_divergence(roll.batch.old_logprobs, ref_logprobs, self.cfg.algo.kl_estimator)
+            m["kl"] = float(masked_mean(kl, roll.batch.completion_mask))
+        components: dict[str, list[float]] = {}
+        for s in roll.samples:
+            for name, value in (s.details.get("components") or {}).items():
+                if isinstance(value, (int, float)):
+                    components.setdefault(name, []).append(float(value))
+        for name, values in components.items():
+            m[f"reward/{name}"] = sum(values) / len(values)
+        for k, v in stats.items():
+            m[k] = sum(v) / len(v)
+        return m
+
+    def _audit(self, samples: list[Sample]) -> None:
+        if self.cfg.log_rollouts:
+            from feedbackrl.rewards.audit import write_rollouts
+
+            write_rollouts(self.run_dir / "rollouts.parquet", samples, self.step + 1)
+
+    # ------------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(self.generator, self.task_rng),
+            "initial_eval": self.initial_eval,
+            "history": self.history,
+            "elapsed": self.elapsed_before_resume + (time.perf_counter() - self._t0),
+            "task_state": self.task.state_dict() if hasattr(self.task, "state_dict") else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"], self.generator, self.task_rng)
+        self.initial_eval = state["initial_eval"]
+        self.history = state["history"]
+        self.elapsed_before_resume = state.get("elapsed", 0.0)
+        if state.get("task_state") is not None and hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(state["task_state"])
+
+    def save(self) -> Path:
+        return ckpt.save_checkpoint(self.run_dir, self.step, self.policy, self.state_dict())
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, resume_state: dict[str, Any] | None = None, stop_after: int | None = None) -> dict[str, Any]:
+        """Train to `cfg.steps` (or `stop_after` steps, for tests of resumption)."""
+        cfg = self.cfg
+        self._t0 = time.perf_counter()
+        if resume_state is not None:
+            self.load_state_dict(resume_state)
+        constraint = self._constraint()
+        if self.initial_eval is None:
+            self.initial_eval, _ = evaluate_policy(self.policy, self.task, cfg, constraint)
+        log = RunLog(self.run_dir, cfg.steps, progress=cfg.progress, tensorboard=cfg.tensorboard,
+                     description=f"{cfg.algo.name} {cfg.name}", resume=resume_state is not None)
+        if resume_state is not None:
+            log.truncate_after(self.step)
+        last = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
+        try:
+            while self.step < last:
+                if cfg.max_minutes and self._elapsed() > cfg.max_minutes * 60:
+                    break
+                metrics = self.train_step()
+                self.step += 1
+                self.scheduler.step()
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                    evals, _ = evaluate_policy(self.policy, self.task, cfg, constraint)
+                    metrics.update({f"eval/{k}": v for k, v in evals.items()})
+                log.log(self.step, metrics)
+                self.history.append({"step": self.step, **{k: v for k, v in metrics.items() if k.startswith(("reward/", "eval/", "kl"))}})
+                if self.on_step is not None:
+                    self.on_step(self.step, metrics)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save()
+        finally:
+            log.close()
+        self.save()
+        if self.step < cfg.steps and stop_after is not None:
+            return {"steps": self.step, "stopped": True}
+        final_eval, final_samples = evaluate_policy(self.policy, self.task, cfg, constraint)
+        return {
+            "name": cfg.name,
+            "algo": cfg.algo.name,
+            "task": cfg.task,
+            "initial_eval": self.initial_eval,
+            "final_eval": final_eval,
+            "steps": self.step,
+            "wall_seconds": self._elapsed(),
+            "samples": self.step * cfg.batch_size,
+        }
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before_resume + (time.perf_counter() - self._t0)
