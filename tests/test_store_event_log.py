@@ -117,3 +117,16 @@ def test_not_a_database_is_one_line_error(tmp_path):
     bad.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(LogFormatError, match="not a usable event database"):
         EventLog(bad)
+
+
+def test_batch_of_impressions_keeps_the_good(log):
+    result = log.log_impressions([
+        {"impression_id": "b1", "items": ["a"], "query": "q"},
+        {"impression_id": "b2", "items": []},  # empty list
+        {"impression_id": "b3", "items": ["a"], "colour": "red"},  # unknown field
+        {"impression_id": "imp-1", "items": ["a", "b", "c"]},  # replay
+        {"impression_id": "b4", "items": ["x", "y"], "list_propensity": 1.5},
+    ])
+    assert result.stored == 1 and result.duplicates == 1
+    assert [i for i, _ in result.rejected] == ["b2", "b3", "b4"]
+    assert log.counts()["impressions"] == 2

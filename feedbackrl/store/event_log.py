@@ -54,6 +54,27 @@ CREATE INDEX IF NOT EXISTS events_by_impression ON events(impression_id);
 """
 
 
+_INSERT_IMPRESSION = (
+    "INSERT OR IGNORE INTO impressions (impression_id, timestamp_us, query, segment, user_features,"
+    " items, position_propensities, list_propensity, list_log_propensity, policy_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_IMPRESSION_FIELDS = (
+    "impression_id", "items", "timestamp", "query", "segment", "user_features",
+    "position_propensities", "list_propensity", "list_log_propensity", "policy_version",
+)
+
+
+def _impression_args(kwargs: dict) -> tuple:
+    if not isinstance(kwargs, dict):
+        raise EventError(f"expected a dict of impression fields, got {type(kwargs).__name__}")
+    unknown = set(kwargs) - set(_IMPRESSION_FIELDS)
+    if unknown:
+        raise EventError(f"unknown impression field(s): {', '.join(sorted(unknown))}")
+    return tuple(kwargs.get(name) for name in _IMPRESSION_FIELDS)
+
+
 class EventError(ValueError):
     """An impression or event that cannot be stored; the message says which field and why."""
 
@@ -135,13 +156,35 @@ class EventLog:
             position_propensities, list_propensity, list_log_propensity, policy_version,
         )
         with self._lock:
-            cursor = self._conn.execute(
-                "INSERT OR IGNORE INTO impressions (impression_id, timestamp_us, query, segment,"
-                " user_features, items, position_propensities, list_propensity, list_log_propensity,"
-                " policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
+            cursor = self._conn.execute(_INSERT_IMPRESSION, row)
             return cursor.rowcount == 1
+
+    def log_impressions(self, impressions: Iterable[dict]) -> EventBatchResult:
+        """Store many impressions (dicts of `log_impression` arguments) in one transaction.
+
+        One fsync for the batch instead of one per list; invalid ones are rejected with a reason.
+        """
+        result = EventBatchResult()
+        rows = []
+        for kwargs in impressions:
+            try:
+                rows.append(self._impression_row(*_impression_args(kwargs)))
+            except (EventError, TypeError) as e:
+                result.rejected.append((str(kwargs.get("impression_id", "?")) if isinstance(kwargs, dict) else "?", str(e)))
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    cursor = self._conn.execute(_INSERT_IMPRESSION, row)
+                    if cursor.rowcount == 1:
+                        result.stored += 1
+                    else:
+                        result.duplicates += 1
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return result
 
     def log_event(
         self,
@@ -190,7 +233,7 @@ class EventLog:
     ) -> tuple:
         if not isinstance(impression_id, str) or not impression_id:
             raise EventError(f"impression_id: expected a non-empty string, got {impression_id!r}")
-        if isinstance(items, str) or not all(isinstance(s, str) and s for s in items) or not items:
+        if not isinstance(items, (list, tuple)) or not items or not all(isinstance(s, str) and s for s in items):
             raise EventError(f"items: expected a non-empty list of SKU strings, got {items!r}")
         if position_propensities is not None:
             probs = [float(p) for p in position_propensities]
