@@ -10,6 +10,8 @@ evaluated on items the logger could show, and this makes that explicit.
 - `bm25`, `pl-bm25:T`, `oracle`: need the shop catalog and simulator
   (`feedbackrl.tasks.shop`) and are resolved there when it is installed.
 - a checkpoint folder: not supported yet (needs list probabilities from the policy model).
+
+Unknown or unavailable names raise ValueError with one line; the CLI prints it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from feedbackrl.commands.errors import UserError
 from feedbackrl.store.evaluation import LoggedRankings
 from feedbackrl.store.schema import Interaction
 from feedbackrl.store.target_policies import PlackettLuceTarget, TopKTarget
@@ -45,10 +46,10 @@ def make_target_policy(policy: str, rankings: LoggedRankings, shop_config: Path 
             clicks.update(sku for sku, c in zip(it.items, it.clicks) if c)
         return TopKTarget("popularity", lambda it: {sku: float(clicks[sku]) for sku in of(it)})
     if policy in ("bm25", "oracle") or policy.startswith("pl-bm25"):
-        raise UserError(
+        raise ValueError(
             f"ope: --policy {policy} needs the shop catalog and simulator (feedbackrl.tasks.shop), "
             "which this build does not wire in yet; use random or popularity"
         )
     if Path(policy).exists():
-        raise UserError(f"ope: {policy}: evaluating a checkpoint is not supported yet")
-    raise UserError(f"ope: unknown --policy {policy!r}; use bm25, popularity, oracle, random, pl-bm25:T or a checkpoint")
+        raise ValueError(f"ope: {policy}: evaluating a checkpoint is not supported yet")
+    raise ValueError(f"ope: unknown --policy {policy!r}; use bm25, popularity, oracle, random, pl-bm25:T or a checkpoint")
