@@ -1,0 +1,76 @@
+"""Advantage estimators: GAE (PPO), group-normalised (GRPO), leave-one-out (RLOO)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised Advantage Estimation (Schulman et al. 2016, eq. 11-16).
+
+    rewards, values, mask: [B, T], completions right-padded (mask 1 on valid tokens).
+    delta_t = r_t + gamma * V_{t+1} - V_t, with V after the last valid token = 0 (the episode
+    ends); A_t = delta_t + gamma * lam * A_{t+1}. Returns (advantages [B, T], returns [B, T]),
+    both 0 on padding; returns = advantages + values.
+    """
+    mask = mask.to(values.dtype)
+    b, t = rewards.shape
+    advantages = torch.zeros_like(values)
+    next_value = torch.zeros(b, dtype=values.dtype, device=values.device)
+    next_adv = torch.zeros_like(next_value)
+    for i in reversed(range(t)):
+        m = mask[:, i]
+        delta = rewards[:, i] + gamma * next_value - values[:, i]
+        adv = delta + gamma * lam * next_adv
+        advantages[:, i] = adv * m
+        # a padded position passes nothing back: the next valid step sees V = 0, A = 0
+        next_value = values[:, i] * m
+        next_adv = adv * m
+    returns = (advantages + values) * mask
+    return advantages, returns
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-6) -> torch.Tensor:
+    """GRPO advantages (Shao et al. 2024): r minus its group's mean, optionally scaled.
+
+    rewards: [N], contiguous groups of `group_size`. scale: "group" divides by the group's
+    std, "batch" by the std of all N rewards, "none" leaves the difference (Dr. GRPO,
+    Liu et al. 2025). Std is the sample std (unbiased), as in the GRPO reference code. A group
+    whose rewards are all equal gets exactly 0: its numerator is 0 and eps keeps 0/0 away.
+    """
+    if group_size < 1 or rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    grouped = rewards.view(-1, group_size)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    if scale == "none":
+        out = centred
+    elif scale == "group":
+        std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(centred[:, :1])
+        out = centred / (std + eps)
+    elif scale == "batch":
+        std = rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())
+        out = centred / (std + eps)
+    else:
+        raise ValueError(f"unknown scale {scale!r}: use 'group', 'batch' or 'none'")
+    return out.reshape(-1)
+
+
+def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """REINFORCE leave-one-out (Ahmadian et al. 2024): r_i - mean of the other G-1 in its group.
+
+    rewards: [N], contiguous groups. Equals G/(G-1) * (r_i - group mean).
+    """
+    if group_size < 2:
+        raise ValueError("RLOO needs at least 2 samples per group")
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    grouped = rewards.view(-1, group_size)
+    others = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)
+    return (grouped - others).reshape(-1)
+
+
+def expand_to_tokens(seq_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A per-sequence value [B] on every valid token of its completion: [B, T]."""
+    return seq_values[:, None].to(mask.dtype if mask.is_floating_point() else seq_values.dtype) * mask
