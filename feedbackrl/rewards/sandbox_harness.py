@@ -1,0 +1,180 @@
+"""The program that runs inside the sandbox: drop privileges, read the job, run it, report.
+
+This file is executed as `python -I -S -c <this source> <settings json>`, so it imports only
+the standard library and never `feedbackrl`. It is trusted until it runs the solution; from
+then on everything in the process is hostile, so the order below is the security argument:
+
+1. Drop to the slot's uid (when started as root) and set rlimits.
+2. Read the whole job from stdin (the tokens, the solution, the tests), then close stdin: the
+   tests never exist as a file the solution could read.
+3. Capture `os.write`, `os.getpid` and `os._exit` in locals, copy the builtins for the tests,
+   and install an audit hook that cannot be removed and that refuses every way Python code can
+   reach another frame's locals or raw memory (`sys._getframe`, `tb_frame`/`gi_frame`,
+   `gc.get_referrers`, tracing, `ctypes`, new audit hooks) and every way to start a program.
+   The tokens live only in `main`'s locals, so the solution cannot read them.
+4. Write the start token, run the solution, run each test group in a namespace whose builtins
+   are the pristine copy (a solution that rebinds `builtins.abs` or `isinstance` changes only
+   its own namespace), and write the pass token of each group that finished without raising,
+   then the end token. The parent believes only tokens, never the exit code or stdout, so
+   `os._exit(0)`, a patched `sys.exit` or a closed report pipe can only turn a pass into a fail.
+   A forked copy of the harness refuses to report (its pid differs), so a solution cannot fork
+   to try answers until one passes.
+"""
+
+import builtins
+import json
+import os
+import resource
+import sys
+
+_BLOCKED_EVENTS = frozenset({
+    "sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace",
+    "sys.setprofile", "sys.addaudithook", "object.__getattr__", "gc.get_objects",
+    "gc.get_referrers", "gc.get_referents", "subprocess.Popen", "os.system", "os.exec",
+    "os.posix_spawn", "os.spawn", "os.fork_exec", "pty.spawn",
+})
+_BLOCKED_MODULES = frozenset({"ctypes", "_ctypes", "_testcapi", "_testinternalcapi", "_xxsubinterpreters"})
+
+
+def _drop_privileges_and_limit(settings):
+    uid, gid = settings.get("uid"), settings.get("gid")
+    if uid is not None and os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise SystemExit("sandbox harness: could not drop privileges")
+    limits = (
+        (resource.RLIMIT_AS, settings["memory_bytes"]),
+        (resource.RLIMIT_CPU, settings["cpu_seconds"]),
+        (resource.RLIMIT_NPROC, settings["max_processes"]),
+        (resource.RLIMIT_FSIZE, settings["max_file_bytes"]),
+        (resource.RLIMIT_CORE, 0),
+    )
+    for which, value in limits:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+
+def _read_job():
+    chunks = []
+    while True:
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return json.loads(b"".join(chunks))
+
+
+def _make_audit_hook(block_proc):
+    blocked_events, blocked_modules = _BLOCKED_EVENTS, _BLOCKED_MODULES
+    str_type, bytes_type = str, bytes
+
+    def hook(event, args):
+        if event in blocked_events or event.startswith("ctypes."):
+            raise RuntimeError(f"sandbox: {event} is not allowed")
+        if event == "import" and args[0] in blocked_modules:
+            raise ImportError(f"sandbox: module {args[0]} is not allowed")
+        # Without bubblewrap the host /proc is visible; /proc/<harness>/mem would expose the
+        # tokens. Under bubblewrap there is no /proc at all.
+        if block_proc and event == "open" and type(args[0]) in (str_type, bytes_type):
+            path = args[0] if type(args[0]) is str_type else args[0].decode("utf-8", "replace")
+            if "proc" in path:
+                raise PermissionError(f"sandbox: {path} is not allowed")
+
+    return hook
+
+
+def _failure_details(exc, test_sources):
+    """Describe the failure without trusting the exception object more than needed."""
+    details = {"exception": type(exc).__name__}
+    if type(exc) is AssertionError and exc.args and type(exc.args[0]) is str:
+        details["message"] = exc.args[0][:500]
+    elif type(exc) is not AssertionError:
+        try:
+            details["message"] = str(exc)[:500]
+        except BaseException:  # noqa: BLE001 - a hostile __str__
+            pass
+    # The deepest traceback line that is an assert of the tests names the failing test.
+    # tb_lineno needs no frame access, so the audit hook stays armed.
+    lines = [line.strip() for line in test_sources.splitlines()]
+    tb, failing = exc.__traceback__, None
+    while tb is not None:
+        number = tb.tb_lineno
+        if number is not None and 0 < number <= len(lines) and lines[number - 1].startswith("assert"):
+            failing = lines[number - 1]
+        tb = tb.tb_next
+    if failing:
+        details["failing_test"] = failing[:500]
+    return details
+
+
+def main():
+    settings = json.loads(sys.argv[1])
+    _drop_privileges_and_limit(settings)
+    job = _read_job()
+    report_fd = settings["report_fd"]
+    write, getpid, exit_now = os.write, os.getpid, os._exit
+    start_token, end_token = job["start_token"], job["end_token"]
+    pass_tokens = list(job["pass_tokens"])
+    solution, tests = job["solution"], list(job["tests"])
+    entry_point, setup = job.get("entry_point"), job.get("setup") or ""
+    pristine_builtins = dict(builtins.__dict__)
+    stdout, stderr, dumps = sys.stdout, sys.stderr, json.dumps
+    harness_pid = getpid()
+    compile_code, exec_code = compile, exec
+    sys.addaudithook(_make_audit_hook(settings.get("block_proc", False)))
+    del job, settings
+
+    write(report_fd, (start_token + "\n").encode())
+    passed, details = [], {}
+    solution_globals = {"__name__": "__solution__" if tests else "__main__", "__builtins__": builtins}
+    try:
+        exec_code(compile_code(solution, "<solution>", "exec", dont_inherit=True, optimize=0), solution_globals)
+    except BaseException as exc:  # noqa: BLE001 - the solution failed to even load
+        details = {"stage": "solution", **_failure_details(exc, "")}
+    else:
+        if not tests:
+            passed.append(0)
+        for index, source in enumerate(tests):
+            namespace = dict(solution_globals)
+            namespace["__builtins__"] = pristine_builtins
+            namespace["__name__"] = "__tests__"
+            try:
+                if setup:
+                    exec_code(compile_code(setup, "<setup>", "exec", dont_inherit=True, optimize=0), namespace)
+                exec_code(compile_code(source, "<tests>", "exec", dont_inherit=True, optimize=0), namespace)
+                if entry_point:
+                    namespace["check"](solution_globals[entry_point])
+            except BaseException as exc:  # noqa: BLE001 - any escape is a failed test
+                if not details:
+                    details = {"stage": "tests", "test_index": index, **_failure_details(exc, source)}
+            else:
+                passed.append(index)
+
+    if getpid() != harness_pid:  # a fork of the harness: only the original may report
+        exit_now(0)
+    verdict = [pass_tokens[i] for i in passed] + [end_token]
+    write(report_fd, (" ".join(verdict) + "\n").encode())
+    # Everything below runs after the verdict is on its way, so hostile code it may trigger
+    # (a patched json, a flush that loops) can no longer change the score.
+    try:
+        details["tests_passed"] = len(passed)
+        write(report_fd, (dumps(details, default=repr)[:65536] + "\n").encode())
+    except BaseException:  # noqa: BLE001
+        pass
+    for stream in (stdout, stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    exit_now(0)
+
+
+if __name__ == "__main__":
+    main()
