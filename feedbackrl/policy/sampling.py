@@ -37,6 +37,18 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def _cache_keyword(model) -> str:
+    """transformers 5.2x renamed `past_key_values` to `cache`; accept both."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 @torch.no_grad()
 def sample_tokens(
     model,
@@ -73,8 +85,9 @@ def sample_tokens(
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     generated: list[list[int]] = [[] for _ in range(n)]
 
+    cache_kw = _cache_keyword(model)
     out = model(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=True)
-    past = out.past_key_values
+    past = _cache_of(out)
     logits = out.logits[:, -1, :].float()
     next_pos = positions[:, -1:] + 1
     for t in range(max_new_tokens):
@@ -107,9 +120,9 @@ def sample_tokens(
         attn = torch.cat([attn, (~finished).long()[:, None]], dim=1)
         out = model(
             input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos,
-            past_key_values=past, use_cache=True,
+            use_cache=True, **{cache_kw: past},
         )
-        past = out.past_key_values
+        past = _cache_of(out)
         logits = out.logits[:, -1, :].float()
         next_pos = next_pos + 1
     t_used = int(lengths.max()) if n else 0

@@ -188,19 +188,19 @@ class OnlineTrainer:
             eps_low=algo.clip_eps_low, eps_high=algo.clip_eps_high, aggregation=algo.aggregation,
         )
         stats = {f"policy/{k}": float(v) for k, v in stats.items()}
-        stats["loss/policy"] = float(loss)
+        stats["loss/policy"] = loss.item()
         if "ref_logprobs" in mb.extras and algo.kl_in == "loss":
             kl = aggregate(kl_divergence(out["logprobs"], mb.extras["ref_logprobs"], algo.kl_estimator), mask, algo.aggregation)
             loss = loss + algo.kl_coef * kl
-            stats["loss/kl"] = float(kl)
+            stats["loss/kl"] = kl.item()
         if self.is_ppo:
             vloss = clipped_value_loss(out["values"], mb.extras["values"], mb.extras["returns"], mask, clip=algo.value_clip)
             loss = loss + algo.vf_coef * vloss
-            stats["loss/value"] = float(vloss)
+            stats["loss/value"] = vloss.item()
         if algo.entropy_coef > 0:
             ent = aggregate(out["entropy"], mask, algo.aggregation)
             loss = loss - algo.entropy_coef * ent
-            stats["entropy"] = float(ent)
+            stats["entropy"] = ent.item()
         self.optimizer.zero_grad(set_to_none=True)
         if mask.sum() > 0:
             loss.backward()
