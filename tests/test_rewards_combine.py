@@ -170,3 +170,19 @@ def test_every_builtin_reward_builds_and_scores():
         reward = get_reward(name)
         assert reward.name == name
         assert len(reward([Sample("q", "42", reference="42")])) == 1
+
+
+def test_function_reward_wraps_a_plain_function():
+    from feedbackrl.rewards.function import FunctionReward
+
+    def length_penalty(completion, reference):
+        if completion == "boom":
+            raise KeyError("no reference")
+        return -len(completion) / 100, {"chars": len(completion)}
+
+    reward = FunctionReward(length_penalty)
+    assert reward.name == "length_penalty"
+    short, broken = reward([Sample("p", "abcd"), Sample("p", "boom")])
+    assert short.score == pytest.approx(-0.04) and short.details == {"chars": 4}
+    assert broken.error == "KeyError: 'no reference'"
+    assert FunctionReward(lambda c, r: 1, name="one")([Sample("p", "x")])[0].score == 1.0
