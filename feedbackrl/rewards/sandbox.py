@@ -14,7 +14,8 @@ with `error` set, which `CodeReward` turns into `RewardResult.error` rather than
 
 from __future__ import annotations
 
-import json
+import ast
+import marshal
 import os
 import queue
 import secrets
@@ -115,14 +116,15 @@ def _run(job: SandboxJob, config: SandboxConfig, slot: int, mode: str, started: 
     groups = max(1, len(job.tests))
     start_token, end_token = secrets.token_hex(16), secrets.token_hex(16)
     pass_tokens = [secrets.token_hex(16) for _ in range(groups)]
-    payload = json.dumps({"start_token": start_token, "end_token": end_token, "pass_tokens": pass_tokens,
-                          "solution": job.solution, "tests": list(job.tests), "entry_point": job.entry_point,
-                          "setup": job.setup}).encode()
     report_r, report_w = os.pipe()
     settings = {"report_fd": report_w, "uid": uid, "gid": uid, "block_proc": mode == "rlimits",
                 "memory_bytes": config.memory_mb << 20, "cpu_seconds": int(config.timeout_s) + 1,
                 "max_processes": config.max_processes, "max_file_bytes": config.max_file_mb << 20}
-    argv = isolation.python_argv(HARNESS_SOURCE, json.dumps(settings))
+    # marshal: the harness runs on this same interpreter, and loading it costs no imports.
+    payload = marshal.dumps({"settings": settings, "start_token": start_token, "end_token": end_token,
+                             "pass_tokens": pass_tokens, "solution": job.solution, "tests": list(job.tests),
+                             "entry_point": job.entry_point, "setup": job.setup})
+    argv = isolation.python_argv(HARNESS_SOURCE)
     workdir = None
     if mode == "bwrap":
         argv, env, cwd = isolation.bwrap_command(argv, config.tmpfs_mb << 20, as_root), {}, None
@@ -266,8 +268,9 @@ def _classify(report: bytearray, start_token: str, end_token: str, pass_tokens: 
     details: dict = {}
     if end_at >= 0:
         try:
-            details = json.loads(text[end_at + len(end_token):].strip().split("\n", 1)[0] or "{}")
-        except ValueError:
+            # A Python literal of str/int values (the harness avoids importing json).
+            details = ast.literal_eval(text[end_at + len(end_token):].strip().split("\n", 1)[0] or "{}")
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             details = {}
         if not isinstance(details, dict):
             details = {}

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import sysconfig
 import warnings
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,11 @@ def bwrap_command(python_argv: list[str], tmpfs_bytes: int, as_root: bool) -> li
         args += ["--unshare-all"]
     args += _root_dir_binds()
     if not prefix.startswith("/usr/"):
+        # Parents of the install (e.g. /root for pyenv) would be recreated with the host's
+        # modes, and /root is 0700; the slot uid must be able to walk through them.
+        parents = [str(p) for p in reversed(Path(prefix).parents) if str(p) != "/"]
+        for parent in parents:
+            args += ["--perms", "0755", "--dir", parent]
         args += ["--ro-bind", prefix, prefix]
     if not executable.startswith(prefix + "/") and not executable.startswith("/usr/"):
         args += ["--ro-bind", executable, executable]
@@ -79,11 +85,11 @@ def bwrap_command(python_argv: list[str], tmpfs_bytes: int, as_root: bool) -> li
     return args + python_argv
 
 
-def python_argv(harness_source: str, settings_json: str) -> list[str]:
+def python_argv(harness_source: str) -> list[str]:
     executable, _ = python_install()
     # -I: ignore PYTHON* env and the user site; -S: no site import (saves ~10 ms a run and keeps
     # the venv out); -B: nothing to write anyway.
-    return [executable, "-I", "-S", "-B", "-c", harness_source, settings_json]
+    return [executable, "-I", "-S", "-B", "-c", harness_source]
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,7 +111,7 @@ def _bwrap_problem() -> str | None:
     """None when bubblewrap can start a sandboxed Python here, else why not."""
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed"
-    argv = bwrap_command(python_argv("pass", "{}"), 1 << 20, as_root=os.geteuid() == 0)
+    argv = bwrap_command(python_argv("pass"), 1 << 20, as_root=os.geteuid() == 0)
     try:
         done = subprocess.run(argv, env={}, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as e:
