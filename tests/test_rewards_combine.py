@@ -186,3 +186,13 @@ def test_function_reward_wraps_a_plain_function():
     assert short.score == pytest.approx(-0.04) and short.details == {"chars": 4}
     assert broken.error == "KeyError: 'no reference'"
     assert FunctionReward(lambda c, r: 1, name="one")([Sample("p", "x")])[0].score == 1.0
+
+
+def test_a_module_may_register_what_the_table_already_names():
+    from feedbackrl.rewards.text import TokenF1Reward
+
+    register_reward("token_f1", TokenF1Reward)  # same object as the lazy entry: no error
+    try:
+        assert get_reward("token_f1").name == "token_f1"
+    finally:
+        REWARDS["token_f1"] = "feedbackrl.rewards.text:TokenF1Reward"

@@ -126,3 +126,16 @@ def test_works_inside_a_process_pool_worker():
     with ProcessPoolExecutor(max_workers=1) as pool:
         score, error = pool.submit(_score_in_worker, r"\boxed{\frac{3}{4}}", "0.75").result(timeout=120)
     assert (score, error) == (1.0, None)
+
+
+def _deadline_in_worker() -> str:
+    try:
+        call_with_deadline(_spin_forever, 0.05)
+    except TimeoutError:
+        return "timeout"
+    return "finished"
+
+
+def test_deadline_fires_inside_a_process_pool_worker():
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(_deadline_in_worker).result(timeout=120) == "timeout"

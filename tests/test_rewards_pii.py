@@ -94,3 +94,17 @@ def test_guard_watches_only_chosen_kinds():
     assert r.score == 1.0
     with pytest.raises(ValueError, match="unknown PII kinds"):
         PIIGuard(kinds=("ssn",))
+
+
+@given(
+    cents=st.integers(0, 10_000_000),
+    year=st.integers(1900, 2100),
+    month=st.integers(1, 12),
+    day=st.integers(1, 28),
+    sku=st.integers(0, 10**10),
+)
+def test_prices_years_dates_and_skus_are_never_flagged(cents, year, month, day, sku):
+    price = f"${cents // 100:,}.{cents % 100:02d}"
+    text = (f"Now {price} (was {cents / 100:.2f}), since {year}, delivered {year}-{month:02d}-{day:02d} "
+            f"or {day:02d}/{month:02d}/{year}; item SKU-{sku} and AB{sku}, {year}-{year + 1} season.")
+    assert find_pii(text) == []

@@ -25,6 +25,9 @@ REWARDS: dict[str, RewardFactory] = {
     "ranking": "feedbackrl.rewards.ranking:RankingReward",
     "rules": "feedbackrl.rewards.rules:BusinessRuleReward",
     "pii": "feedbackrl.rewards.pii:PIIGuard",
+    # Rewards with heavy dependencies, imported only when a config names them.
+    "code": "feedbackrl.rewards.code:CodeReward",
+    "learned": "feedbackrl.rewards.learned:LearnedReward",
     "combined": "feedbackrl.rewards.combine:CombinedReward.from_config",
 }
 
@@ -35,9 +38,17 @@ def register_reward(name: str, factory: RewardFactory, *, replace: bool = False)
     Registering a taken name is an error unless `replace=True`, so two packages cannot
     silently shadow each other's rewards.
     """
-    if name in REWARDS and not replace and REWARDS[name] != factory:
+    if name in REWARDS and not replace and _address(REWARDS[name]) != _address(factory):
         raise ValueError(f"reward {name!r} is already registered; pass replace=True to override it")
     REWARDS[name] = factory
+
+
+def _address(factory: RewardFactory) -> str:
+    # A lazy "module:attr" entry and the object it names are the same registration, so a
+    # module may register itself even though this table already points at it.
+    if isinstance(factory, str):
+        return factory
+    return f"{getattr(factory, '__module__', '')}:{getattr(factory, '__qualname__', repr(factory))}"
 
 
 def _resolve(name: str, factory: RewardFactory) -> Callable[..., RewardFn]:
