@@ -38,7 +38,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     rewards: [N], contiguous groups of `group_size`. scale: "group" divides by the group's
     std, "batch" by the std of all N rewards, "none" leaves the difference (Dr. GRPO,
     Liu et al. 2025). Std is the sample std (unbiased), as in the GRPO reference code. A group
-    whose rewards are all equal gets exactly 0: its numerator is 0 and eps keeps 0/0 away.
+    whose rewards are all equal gets exactly 0, never 0/0 = NaN.
     """
     if group_size < 1 or rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
@@ -48,13 +48,19 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
         out = centred
     elif scale == "group":
         std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(centred[:, :1])
-        out = centred / (std + eps)
+        out = _safe_divide(centred, std, eps)
     elif scale == "batch":
         std = rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())
-        out = centred / (std + eps)
+        out = _safe_divide(centred, std, eps)
     else:
         raise ValueError(f"unknown scale {scale!r}: use 'group', 'batch' or 'none'")
     return out.reshape(-1)
+
+
+def _safe_divide(centred: torch.Tensor, std: torch.Tensor, eps: float) -> torch.Tensor:
+    """centred / (std + eps), and exactly 0 where std is 0 (whatever eps is)."""
+    std = std.expand_as(centred)
+    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
 
 
 def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -1,0 +1,84 @@
+"""Advantages against numbers worked out by hand."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feedbackrl.algos import expand_to_tokens, gae, group_advantages, rloo_advantages
+
+
+def test_gae_by_hand_with_different_lengths():
+    # row 0: 3 valid tokens, row 1: 2 valid tokens then padding
+    rewards = torch.tensor([[0.0, 0.0, 1.0], [0.0, 2.0, 9.0]])
+    values = torch.tensor([[0.5, 0.4, 0.3], [1.0, 0.5, 7.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    adv, ret = gae(rewards, values, mask, gamma=0.9, lam=0.5)
+    # row 0: d2 = 1 - 0.3 = 0.7; d1 = 0 + 0.9*0.3 - 0.4 = -0.13; d0 = 0 + 0.9*0.4 - 0.5 = -0.14
+    #        A2 = 0.7; A1 = -0.13 + 0.45*0.7 = 0.185; A0 = -0.14 + 0.45*0.185 = -0.05675
+    # row 1: the value after the last valid token is 0 (padding's 7.0 and 9.0 are ignored)
+    #        d1 = 2 - 0.5 = 1.5; d0 = 0 + 0.9*0.5 - 1 = -0.55; A1 = 1.5; A0 = -0.55 + 0.45*1.5 = 0.125
+    assert torch.allclose(adv, torch.tensor([[-0.05675, 0.185, 0.7], [0.125, 1.5, 0.0]]), atol=1e-6)
+    assert torch.allclose(ret, torch.tensor([[0.44325, 0.585, 1.0], [1.125, 2.0, 0.0]]), atol=1e-6)
+
+
+def test_gae_lambda_one_gamma_one_is_return_minus_value():
+    rewards = torch.tensor([[1.0, 2.0, 3.0]])
+    values = torch.tensor([[0.5, 0.5, 0.5]])
+    adv, ret = gae(rewards, values, torch.ones(1, 3), gamma=1.0, lam=1.0)
+    assert torch.allclose(ret, torch.tensor([[6.0, 5.0, 3.0]]))  # Monte Carlo returns
+    assert torch.allclose(adv, torch.tensor([[5.5, 4.5, 2.5]]))
+
+
+def test_group_advantages_by_hand():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
+    # group 0: mean 0.5, sample std sqrt(1/3) = 0.57735 -> +-0.866025
+    a = group_advantages(r, 4, scale="group", eps=0.0)
+    assert torch.allclose(a[:4], torch.tensor([0.866025, -0.866025, -0.866025, 0.866025]), atol=1e-5)
+    assert torch.equal(a[4:], torch.zeros(4))  # all equal -> exactly 0, not NaN
+    assert torch.allclose(group_advantages(r, 4, scale="none"), torch.tensor([0.5, -0.5, -0.5, 0.5, 0, 0, 0, 0]))
+    # batch std of all 8: mean 1.25; deviations^2 sum = 0.0625+1.5625*2+0.0625+0.5625*4 = 5.5; /7 -> std 0.886405
+    b = group_advantages(r, 4, scale="batch", eps=0.0)
+    assert torch.allclose(b[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]) / 0.886405, atol=1e-5)
+
+
+def test_group_advantages_all_equal_everywhere_is_zero_not_nan():
+    r = torch.full((6,), 3.0)
+    for scale in ("group", "batch", "none"):
+        out = group_advantages(r, 3, scale=scale)
+        assert torch.equal(out, torch.zeros(6))
+
+
+def test_group_advantages_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        group_advantages(torch.zeros(5), 2)
+    with pytest.raises(ValueError):
+        group_advantages(torch.zeros(4), 2, scale="median")
+
+
+def test_rloo_by_hand():
+    r = torch.tensor([1.0, 0.0, 0.0, 3.0])
+    # group of 4: r0 - (0+0+3)/3 = 0; r1 - (1+0+3)/3 = -4/3; r3 - (1+0+0)/3 = 8/3
+    assert torch.allclose(rloo_advantages(r, 4), torch.tensor([0.0, -4 / 3, -4 / 3, 8 / 3]))
+    with pytest.raises(ValueError):
+        rloo_advantages(r, 1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-10, 10), min_size=2, max_size=8), st.integers(2, 4))
+def test_group_advantages_sum_to_zero_per_group(values, g):
+    n = (len(values) // g) * g
+    if n == 0:
+        return
+    r = torch.tensor(values[:n], dtype=torch.float64)
+    for scale in ("group", "none"):
+        a = group_advantages(r, g, scale=scale).view(-1, g)
+        assert torch.isfinite(a).all()
+        assert torch.allclose(a.sum(-1), torch.zeros(n // g, dtype=torch.float64), atol=1e-6)
+    # RLOO is a G/(G-1) rescaling of the unscaled group advantage
+    assert torch.allclose(rloo_advantages(r, g), group_advantages(r, g, scale="none") * g / (g - 1), atol=1e-9)
+
+
+def test_expand_to_tokens():
+    out = expand_to_tokens(torch.tensor([2.0, -1.0]), torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
+    assert torch.equal(out, torch.tensor([[2.0, 2.0, 0.0], [-1.0, 0.0, 0.0]]))
