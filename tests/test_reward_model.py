@@ -1,0 +1,164 @@
+"""Bradley-Terry reward model: pooling, save/load, the scorer, the recipe and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from feedbackrl.config import ConfigError, load_config
+from feedbackrl.rewards.base import RewardFn
+from feedbackrl.rewards.learned import LearnedReward, ScalarRewardModel, default_pooling, load_backbone, pool_hidden_states
+from feedbackrl.sample import Sample
+from feedbackrl.train.reward_model import RewardModelConfig, train_reward_model
+
+CORPUS = ["Question: is this good?\nAnswer: yes", "Question: is that bad?\nAnswer: no"] * 20
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory):
+    from feedbackrl.policy.tiny import TinyModelConfig, build_tiny_model
+
+    config = TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), CORPUS, config=config)
+
+
+def test_pooling_by_hand_with_left_and_right_padding():
+    hidden = torch.tensor([[[1.0, 0.0], [2.0, 2.0], [3.0, 6.0]], [[5.0, 5.0], [7.0, 1.0], [9.0, 9.0]]])  # [B=2, T=3, H=2]
+    right = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    left = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    assert pool_hidden_states(hidden, right, "last").tolist() == [[2.0, 2.0], [9.0, 9.0]]
+    assert pool_hidden_states(hidden, left, "last").tolist() == [[3.0, 6.0], [9.0, 9.0]]
+    assert pool_hidden_states(hidden, right, "mean").tolist() == [[1.5, 1.0], [7.0, 5.0]]
+    assert pool_hidden_states(hidden, left, "mean").tolist() == [[2.5, 4.0], [7.0, 5.0]]
+    assert pool_hidden_states(hidden, right, "cls").tolist() == [[1.0, 0.0], [5.0, 5.0]]
+
+
+def test_default_pooling_reads_the_architecture(tiny_backbone):
+    from transformers import BertConfig
+
+    _, _, llama_config = load_backbone(tiny_backbone)
+    assert default_pooling(llama_config) == "last"
+    assert default_pooling(BertConfig(architectures=["BertModel"])) == "mean"
+
+
+def test_zero_head_starts_at_log_two_and_padding_does_not_change_a_score(tiny_backbone):
+    from feedbackrl.algos.preference import bradley_terry_loss
+
+    backbone, tokenizer, _ = load_backbone(tiny_backbone)
+    model = ScalarRewardModel(backbone, tokenizer, "last").eval()
+    with torch.no_grad():
+        scores = model.score_texts(["yes", "no"])
+        assert scores.tolist() == [0.0, 0.0]
+        assert math.isclose(float(bradley_terry_loss(scores[:1], scores[1:])), math.log(2), rel_tol=1e-6)
+        torch.nn.init.normal_(model.head.weight)
+        alone = model.score_texts(["Answer: yes"])
+        padded = model.score_texts(["Answer: yes", "Question: is this good?\nAnswer: yes"])
+    assert torch.allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_saved_model_scores_the_same_through_learned_reward(tiny_backbone, tmp_path):
+    backbone, tokenizer, _ = load_backbone(tiny_backbone)
+    model = ScalarRewardModel(backbone, tokenizer, "last", max_length=64).eval()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.head.weight)
+    torch.nn.init.constant_(model.head.bias, 0.25)
+    texts = [("Question: is this good?\nAnswer:", " yes"), ("Question: is that bad?\nAnswer:", " no")]
+    with torch.no_grad():
+        expected = model.score_texts([p + c for p, c in texts]).tolist()
+    model.save(tmp_path / "run" / "model", {"backbone": "tiny"})
+
+    reward = LearnedReward(tmp_path / "run")  # a run directory resolves to its model/
+    assert isinstance(reward, RewardFn) and reward.name == "learned"
+    results = reward([Sample(prompt=p, completion=c) for p, c in texts])
+    assert [r.score for r in results] == pytest.approx(expected, abs=1e-5)
+    assert results[0].details == {"raw_score": results[0].score, "model": str(tmp_path / "run" / "model")}
+    assert json.loads((tmp_path / "run" / "model" / "reward_model.json").read_text())["pooling"] == "last"
+
+
+def test_learned_reward_on_a_missing_dir_is_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a reward model directory"):
+        LearnedReward(tmp_path)
+
+
+def _write_pairs(path, n=48):
+    """A preference any model can learn: 'yes' beats 'no' whatever the prompt."""
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"prompt": f"Question {i}: is it fine?\nAnswer:", "chosen": " yes", "rejected": " no"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("finetune", ["full", "frozen", "lora"])
+def test_recipe_learns_an_easy_preference_and_writes_its_outputs(tiny_backbone, tmp_path, finetune):
+    data = _write_pairs(tmp_path / "pairs.jsonl")
+    config = load_config(
+        None,
+        RewardModelConfig,
+        [f"backbone={tiny_backbone}", f"data={data}", f"out_dir={tmp_path / 'runs'}", "name=easy",
+         f"finetune={finetune}", "epochs=3", "batch_size=8", "head_lr=0.05", "lr=0.01", "eval_fraction=0.25"],
+    )
+    summary = train_reward_model(config)
+    assert summary["held_out_accuracy"] == 1.0 and summary["train_accuracy"] == 1.0
+    assert (summary["train_pairs"], summary["held_out_pairs"], summary["steps"]) == (36, 12, 15)
+    assert summary["loss"] < math.log(2)
+    on_disk = json.loads((tmp_path / "runs" / "easy" / "summary.json").read_text())
+    for key in ("held_out_accuracy", "train_accuracy", "loss", "steps", "wall_seconds", "train_pairs", "held_out_pairs"):
+        assert on_disk[key] == summary[key]
+    reward = LearnedReward(tmp_path / "runs" / "easy")
+    yes, no = reward([Sample(prompt="Question 99: is it fine?\nAnswer:", completion=c) for c in (" yes", " no")])
+    assert yes.score > no.score
+
+
+def test_margin_column_is_passed_to_the_loss(tiny_backbone, tmp_path):
+    """A frozen backbone with a margin of 2 must push the score gap past 2 to lower the loss."""
+    path = tmp_path / "pairs.jsonl"
+    with path.open("w") as f:
+        for i in range(32):
+            f.write(json.dumps({"prompt": f"Q{i}:", "chosen": " yes", "rejected": " no", "margin": 2.0}) + "\n")
+    overrides = [f"backbone={tiny_backbone}", f"data={path}", f"out_dir={tmp_path}", "finetune=frozen",
+                 "epochs=1", "batch_size=32", "eval_fraction=0.25", "head_lr=0.001"]
+    with_margin = train_reward_model(load_config(None, RewardModelConfig, overrides + ["name=m"]))
+    without = train_reward_model(load_config(None, RewardModelConfig, overrides + ["name=n", "use_margin=false"]))
+    # One step from a zero head: the loss is -log sigmoid(0 - margin) with, log 2 without.
+    assert with_margin["loss"] == pytest.approx(-math.log(1 / (1 + math.exp(2.0))), rel=1e-5)
+    assert without["loss"] == pytest.approx(math.log(2), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("eval_fraction=1.5", "eval_fraction: must be in [0, 1)"),
+        ("finetune=half", "finetune: must be one of"),
+        ("batch_size=0", "batch_size: must be >= 1"),
+        ("name=a/b", "name: must be a non-empty directory name"),
+    ],
+)
+def test_bad_config_values_are_one_line_errors(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")):
+        load_config(None, RewardModelConfig, [override])
+
+
+def test_cli_turns_a_bad_data_file_into_a_user_error(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from feedbackrl.commands.errors import UserError
+    from feedbackrl.commands.reward_model import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # two commands, so `train-rm` stays a subcommand
+    (tmp_path / "rm.yaml").write_text(f"data: {tmp_path / 'missing.jsonl'}\nout_dir: {tmp_path}\n")
+    result = CliRunner().invoke(app, ["train-rm", str(tmp_path / "rm.yaml")])
+    assert isinstance(result.exception, UserError)
+    assert str(result.exception) == f"{tmp_path / 'missing.jsonl'}: no such preference file"
+
+
+@pytest.mark.slow
+def test_minilm_reaches_ninety_percent_on_the_generated_set(tmp_path):
+    config = load_config("configs/rm_minilm.yaml", RewardModelConfig, [f"out_dir={tmp_path}"])
+    summary = train_reward_model(config)
+    assert summary["held_out_accuracy"] >= 0.90, summary
