@@ -59,6 +59,9 @@ class SandboxJob:
     # Trusted code run in each test namespace before the tests (e.g. the HumanEval prompt,
     # which defines helpers such as `poly` that tests call: the solution's copy is not trusted).
     setup: str | None = None
+    # With an entry point, fail a candidate that returns anything but builtin values (and the
+    # stdlib containers): an object whose __eq__ always says True would pass every `==` test.
+    check_returns: bool = True
 
 
 @dataclass
@@ -123,7 +126,8 @@ def _run(job: SandboxJob, config: SandboxConfig, slot: int, mode: str, started: 
     # marshal: the harness runs on this same interpreter, and loading it costs no imports.
     payload = marshal.dumps({"settings": settings, "start_token": start_token, "end_token": end_token,
                              "pass_tokens": pass_tokens, "solution": job.solution, "tests": list(job.tests),
-                             "entry_point": job.entry_point, "setup": job.setup})
+                             "entry_point": job.entry_point, "setup": job.setup,
+                             "check_returns": job.check_returns})
     argv = isolation.python_argv(HARNESS_SOURCE)
     workdir = None
     if mode == "bwrap":

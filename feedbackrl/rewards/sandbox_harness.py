@@ -28,6 +28,7 @@ import os
 import resource
 import sys
 import types  # noqa: F401 - its import reads tb_frame, which the audit hook refuses later
+from collections import Counter, OrderedDict, defaultdict, deque
 
 _BLOCKED_EVENTS = frozenset({
     "sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace",
@@ -101,6 +102,40 @@ def _make_audit_hook(block_proc):
     return hook
 
 
+# What a candidate may return when `check_returns` is on: builtin values (and the stdlib
+# containers solutions use for them), compared by their own __eq__, never by one the solution
+# wrote. An object whose __eq__ always says True is the classic way to pass `==` tests.
+_VALUE_TYPES = frozenset({int, float, complex, bool, str, bytes, type(None), range, slice})
+_CONTAINER_TYPES = frozenset({list, tuple, set, frozenset, dict, Counter, OrderedDict, defaultdict, deque})
+_LAZY_TYPES = frozenset({type((lambda: (yield))()), map, filter, zip, enumerate, reversed,
+                         type(iter([])), type(iter(())), type(iter("")), type(iter(range(0)))})
+
+
+def _guard_returns(function):
+    value_types, container_types, lazy_types = _VALUE_TYPES, _CONTAINER_TYPES, _LAZY_TYPES
+    dict_types, type_of, error = (dict, Counter, OrderedDict, defaultdict), type, TypeError
+
+    def check_value(value, depth):
+        kind = type_of(value)
+        if kind in value_types or (kind in lazy_types and depth == 0):
+            return
+        if kind not in container_types or depth > 50:
+            raise error(f"candidate returned a {kind.__name__!s}, not a builtin value")
+        for item in (value.items() if kind in dict_types else value):
+            if kind in dict_types:
+                check_value(item[0], depth + 1)
+                check_value(item[1], depth + 1)
+            else:
+                check_value(item, depth + 1)
+
+    def guarded(*args, **kwargs):
+        result = function(*args, **kwargs)
+        check_value(result, 0)
+        return result
+
+    return guarded
+
+
 def _failure_details(exc, test_sources):
     """Describe the failure without trusting the exception object more than needed."""
     details = {"exception": type(exc).__name__}
@@ -135,6 +170,7 @@ def main():
     pass_tokens = list(job["pass_tokens"])
     solution, tests = job["solution"], list(job["tests"])
     entry_point, setup = job.get("entry_point"), job.get("setup") or ""
+    check_returns = job.get("check_returns", True)
     pristine_builtins = dict(builtins.__dict__)
     stdout, stderr = sys.stdout, sys.stderr
     harness_pid = getpid()
@@ -159,13 +195,16 @@ def main():
             try:
                 if setup:
                     exec_code(compile_code(setup, "<setup>", "exec", dont_inherit=True, optimize=0), namespace)
-                    # The setup (a prompt) may define a stub of the entry point; tests that call
-                    # it by name (HumanEval/33) mean the solution's.
-                    if entry_point and entry_point in solution_globals:
-                        namespace[entry_point] = solution_globals[entry_point]
+                candidate = solution_globals[entry_point] if entry_point else None
+                if candidate is not None and check_returns:
+                    candidate = _guard_returns(candidate)
+                if candidate is not None:
+                    # The setup (a prompt) defines a stub of the entry point; tests that call it
+                    # by name (HumanEval/33) mean the solution's.
+                    namespace[entry_point] = candidate
                 exec_code(compile_code(source, "<tests>", "exec", dont_inherit=True, optimize=0), namespace)
                 if entry_point:
-                    namespace["check"](solution_globals[entry_point])
+                    namespace["check"](candidate)
             except BaseException as exc:  # noqa: BLE001 - any escape is a failed test
                 if not details:
                     details = {"stage": "tests", "test_index": index, **_failure_details(exc, source)}

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import time
 import warnings
 from pathlib import Path
 
@@ -61,7 +62,10 @@ def _root_dir_binds() -> list[str]:
 def bwrap_command(python_argv: list[str], tmpfs_bytes: int, as_root: bool) -> list[str]:
     """The bubblewrap command line that runs `python_argv` in fresh namespaces."""
     executable, prefix = python_install()
-    args = ["bwrap", "--die-with-parent", "--new-session", "--clearenv"]
+    # --as-pid-1: the harness is the namespace's init, so its exit tears the namespace down and
+    # bwrap's own exit (what we wait for) comes only after every daemon in it is dead. With
+    # bwrap's reaper as init, bwrap exits as soon as the command does and the teardown races us.
+    args = ["bwrap", "--die-with-parent", "--new-session", "--clearenv", "--as-pid-1"]
     if as_root:
         # See the module docstring: no user namespace as root; the harness drops to the slot
         # uid with these two capabilities and loses them on setuid.
@@ -141,33 +145,49 @@ def isolation_mode(requested: str = "auto") -> str:
     return "rlimits"
 
 
-def kill_uid(uid: int, rounds: int = 20) -> int:
-    """SIGKILL every process whose real uid is `uid` (a slot uid, never ours); how many died.
+def _live_processes_of_uid(uid: int) -> list[int]:
+    """Pids whose real uid is `uid`, zombies (already dead, awaiting their reaper) left out."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Not the owner of /proc/PID: a process that dropped from root is not dumpable and
+            # its /proc entry stays owned by root. The Uid line holds the real uid.
+            with open(f"/proc/{entry.name}/status", "rb") as f:
+                status = f.read(4096)
+        except OSError:
+            continue
+        uid_at, state_at = status.find(b"\nUid:"), status.find(b"\nState:")
+        if uid_at < 0 or int(status[uid_at + 5:].split(None, 1)[0]) != uid:
+            continue
+        if state_at >= 0 and status[state_at + 7:].split(None, 1)[0] in (b"Z", b"X"):
+            continue
+        found.append(int(entry.name))
+    return found
 
-    Repeated because a fork storm can create processes while we scan; the per-uid process
-    rlimit bounds how many there can be.
+
+def kill_uid(uid: int, deadline_s: float = 2.0) -> int:
+    """SIGKILL every live process whose real uid is `uid` (a slot uid, never ours) and wait
+    until none is left; returns how many signals were sent.
+
+    Repeated because a fork storm can create processes while we scan (the per-uid process
+    rlimit bounds how many), and because SIGKILL takes effect when the target is next scheduled.
     """
     if uid == os.getuid() or uid == 0:
         raise ValueError("refusing to kill processes of our own uid or root")
-    killed = 0
-    for _ in range(rounds):
-        found = 0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
+    sent, give_up = 0, time.monotonic() + deadline_s
+    while True:
+        pids = _live_processes_of_uid(uid)
+        if not pids:
+            return sent
+        if time.monotonic() > give_up:
+            log.error("processes of sandbox uid %d survived SIGKILL: %s", uid, pids[:10])
+            return sent
+        for pid in pids:
             try:
-                # Not the owner of /proc/PID: a process that dropped from root is not dumpable
-                # and its /proc entry stays owned by root. The Uid line holds the real uid.
-                with open(f"/proc/{entry.name}/status", "rb") as f:
-                    status = f.read(4096)
-                start = status.find(b"\nUid:")
-                if start < 0 or int(status[start + 5:].split(None, 1)[0]) != uid:
-                    continue
-                os.kill(int(entry.name), signal.SIGKILL)
-                found += 1
-            except (ProcessLookupError, FileNotFoundError, PermissionError, ValueError):
-                continue
-        killed += found
-        if not found:
-            break
-    return killed
+                os.kill(pid, signal.SIGKILL)
+                sent += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.001)
