@@ -13,36 +13,43 @@ def gae(
     rewards, values, mask: [B, T], completions right-padded (mask 1 on valid tokens).
     delta_t = r_t + gamma * V_{t+1} - V_t, with V after the last valid token = 0 (the episode
     ends); A_t = delta_t + gamma * lam * A_{t+1}. Returns (advantages [B, T], returns [B, T]),
-    both 0 on padding; returns = advantages + values.
+    both 0 on padding; returns = advantages + values on valid tokens. Rewards and values on
+    padding are ignored. No gradient flows back into `values` (they are rollout targets).
     """
+    values = values.detach()
     mask = mask.to(values.dtype)
+    rewards = rewards.to(values.dtype)
     b, t = rewards.shape
     advantages = torch.zeros_like(values)
-    next_value = torch.zeros(b, dtype=values.dtype, device=values.device)
-    next_adv = torch.zeros_like(next_value)
+    next_value = values.new_zeros(b)
+    next_adv = values.new_zeros(b)
     for i in reversed(range(t)):
         m = mask[:, i]
         delta = rewards[:, i] + gamma * next_value - values[:, i]
-        adv = delta + gamma * lam * next_adv
-        advantages[:, i] = adv * m
-        # a padded position passes nothing back: the next valid step sees V = 0, A = 0
+        adv = (delta + gamma * lam * next_adv) * m
+        advantages[:, i] = adv
+        # a padded position passes nothing back: the last valid step sees V = 0, A = 0
         next_value = values[:, i] * m
-        next_adv = adv * m
+        next_adv = adv
     returns = (advantages + values) * mask
     return advantages, returns
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-6) -> torch.Tensor:
-    """GRPO advantages (Shao et al. 2024): r minus its group's mean, optionally scaled.
+    """GRPO advantages (Shao et al. 2024, sec. 4.1.2): r minus its group's mean, optionally scaled.
 
-    rewards: [N], contiguous groups of `group_size`. scale: "group" divides by the group's
-    std, "batch" by the std of all N rewards, "none" leaves the difference (Dr. GRPO,
-    Liu et al. 2025). Std is the sample std (unbiased), as in the GRPO reference code. A group
-    whose rewards are all equal gets exactly 0, never 0/0 = NaN.
+    rewards: [N], contiguous groups of `group_size` (the G completions of one prompt) -> [N].
+    scale: "group" divides by the group's std, "batch" by the std of all N rewards, "none"
+    leaves the difference (Dr. GRPO, Liu et al. 2025). Std is the sample (unbiased, N-1) std,
+    as in the GRPO reference code; a single reward has std 0. Division is by (std + eps).
+    A group whose rewards are all equal gets exactly 0: it carries no learning signal, and
+    rounding in its mean must not turn into +-1 after dividing by a rounding-sized std.
     """
     if group_size < 1 or rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
-    grouped = rewards.view(-1, group_size)
+    if not rewards.is_floating_point():
+        rewards = rewards.to(torch.get_default_dtype())
+    grouped = rewards.reshape(-1, group_size)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
     if scale == "none":
         out = centred
@@ -54,7 +61,8 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
         out = _safe_divide(centred, std, eps)
     else:
         raise ValueError(f"unknown scale {scale!r}: use 'group', 'batch' or 'none'")
-    return out.reshape(-1)
+    all_equal = (grouped == grouped[:, :1]).all(dim=1, keepdim=True)
+    return torch.where(all_equal, torch.zeros_like(out), out).reshape(-1)
 
 
 def _safe_divide(centred: torch.Tensor, std: torch.Tensor, eps: float) -> torch.Tensor:
@@ -64,19 +72,26 @@ def _safe_divide(centred: torch.Tensor, std: torch.Tensor, eps: float) -> torch.
 
 
 def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
-    """REINFORCE leave-one-out (Ahmadian et al. 2024): r_i - mean of the other G-1 in its group.
+    """REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024): [N] -> [N].
 
-    rewards: [N], contiguous groups. Equals G/(G-1) * (r_i - group mean).
+    A_i = r_i - mean of the other G-1 rewards of its contiguous group = G/(G-1) (r_i - mean).
+    The baseline excludes r_i, so it is independent of sample i and the gradient stays unbiased.
     """
     if group_size < 2:
-        raise ValueError("RLOO needs at least 2 samples per group")
+        raise ValueError(f"RLOO needs at least 2 samples per group, got group_size={group_size}")
     if rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
-    grouped = rewards.view(-1, group_size)
+    if not rewards.is_floating_point():
+        rewards = rewards.to(torch.get_default_dtype())
+    grouped = rewards.reshape(-1, group_size)
     others = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)
     return (grouped - others).reshape(-1)
 
 
 def expand_to_tokens(seq_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """A per-sequence value [B] on every valid token of its completion: [B, T]."""
-    return seq_values[:, None].to(mask.dtype if mask.is_floating_point() else seq_values.dtype) * mask
+    """A per-sequence value [B] on every valid token of its completion, 0 on padding: [B, T].
+
+    The result keeps the dtype of `seq_values` (a float mask does not downcast float64)."""
+    if not seq_values.is_floating_point():
+        seq_values = seq_values.to(torch.get_default_dtype())
+    return seq_values[:, None] * mask.to(seq_values.dtype)
