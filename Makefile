@@ -17,6 +17,9 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e ".[dev]"
+	# The Open Bandit Dataset sample ships inside obp; only its data files are read, and its
+	# own pins do not install on Python 3.11, so it comes without dependencies.
+	$(PIP) install -q --no-deps obp==0.4.1
 	touch $(STAMP)
 
 install: $(STAMP) sandbox-deps
