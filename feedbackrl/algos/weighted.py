@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from feedbackrl.algos.offpolicy import effective_sample_size
 
 
 def advantage_weights(
     advantages: torch.Tensor, temperature: float = 1.0, max_weight: float = 20.0, normalise: str = "none"
 ) -> torch.Tensor:
-    """exp(A / temperature) clipped at max_weight (AWR, Peng et al. 2019): [B] -> [B], detached.
+    """AWR weights (Peng et al. 2019, eq. 7): min(exp(A / temperature), max_weight), [B] -> [B].
+
+    Detached: weights scale the regression target, they are not optimised. The exponent is
+    clamped before exp, so huge advantages give max_weight rather than inf.
     normalise="batch" divides by the batch mean so the loss scale does not drift with A."""
     if temperature <= 0:
-        raise ValueError("temperature must be > 0")
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if max_weight <= 0:
+        raise ValueError(f"max_weight must be > 0, got {max_weight}")
     a = advantages.detach() / temperature
-    w = torch.exp(torch.clamp(a, max=torch.log(torch.tensor(float(max_weight))).item()))
+    w = torch.exp(torch.clamp(a, max=math.log(max_weight)))
     if normalise == "batch":
         w = w / w.mean().clamp_min(1e-12)
     elif normalise != "none":
@@ -21,16 +30,27 @@ def advantage_weights(
     return w
 
 
-def weighted_nll_loss(seq_logprobs: torch.Tensor, weights: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """-mean(w * log pi(y|x)), per token when lengths are given: [B] -> scalar."""
-    lp = seq_logprobs if lengths is None else seq_logprobs / lengths.clamp_min(1)
+def weighted_nll_loss(
+    seq_logprobs: torch.Tensor, weights: torch.Tensor, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Weighted maximum likelihood: -mean(w * log pi(y|x) / |y|), [B] inputs -> scalar.
+
+    seq_logprobs: summed token log-probs of each completion; lengths (token counts), if
+    given, turn them into per-token means so long completions do not dominate."""
+    lp = seq_logprobs if lengths is None else seq_logprobs / lengths.to(seq_logprobs.dtype).clamp_min(1.0)
     return -(weights.detach() * lp).mean()
 
 
-def importance_weights(target_logprob: torch.Tensor, behaviour_logprob: torch.Tensor, clip_max: float = 10.0) -> torch.Tensor:
-    """min(pi_target / pi_behaviour, clip_max) computed in log space: [B] -> [B]."""
+def importance_weights(
+    target_logprob: torch.Tensor, behaviour_logprob: torch.Tensor, clip_max: float = 10.0
+) -> torch.Tensor:
+    """min(pi_target / pi_behaviour, clip_max) from log-probs [B] -> [B].
+
+    Clamped in log space before exp, so a log-ratio of 1000 gives clip_max, not inf."""
+    if clip_max <= 0:
+        raise ValueError(f"clip_max must be > 0, got {clip_max}")
     log_w = target_logprob - behaviour_logprob
-    return torch.exp(torch.clamp(log_w, max=torch.log(torch.tensor(float(clip_max))).item()))
+    return torch.exp(torch.clamp(log_w, max=math.log(clip_max)))
 
 
 def offpolicy_pg_loss(
@@ -40,16 +60,20 @@ def offpolicy_pg_loss(
     clip_max: float = 10.0,
     baseline: float | torch.Tensor = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Off-policy REINFORCE with clipped importance weights (Precup et al. 2000; the
-    clipping as in Bottou et al. 2013): -mean(w * (r - b) * log pi(y|x)), w detached, so the
-    gradient is the importance-weighted policy gradient of the logged tuples. [B] inputs."""
+    """Off-policy REINFORCE with truncated importance weights: [B] inputs -> (loss, stats).
+
+    -mean(w * (r - b) * log pi(y|x)) with w = min(pi / mu, clip_max) detached, so the gradient
+    is the importance-weighted policy gradient of the logged tuples (Precup et al. 2000;
+    truncation as in Bottou et al. 2013). stats: mean_weight, clipped_fraction (share of raw
+    weights above clip_max), ess (Kish effective sample size of the clipped weights).
+    """
     w = importance_weights(seq_logprobs.detach(), behaviour_logprobs, clip_max)
     loss = -(w * (rewards - baseline) * seq_logprobs).mean()
     with torch.no_grad():
-        raw = torch.exp(seq_logprobs.detach() - behaviour_logprobs)
+        log_w = seq_logprobs.detach() - behaviour_logprobs
         stats = {
             "mean_weight": float(w.mean()),
-            "clipped_fraction": float((raw > clip_max).float().mean()),
-            "ess": float(w.sum() ** 2 / (w**2).sum().clamp_min(1e-12)),
+            "clipped_fraction": float((log_w > math.log(clip_max)).to(w.dtype).mean()),
+            "ess": effective_sample_size(w),
         }
     return loss, stats
