@@ -207,3 +207,27 @@ class PopularityRanker:
         c = self.counts.get(normalize_query(query), Counter())
         order = sorted(range(len(cands)), key=lambda i: (-c[cands[i].sku], -bm25[i]))
         return deterministic([cands[i].sku for i in order[:k]])
+
+
+BASELINE_NAMES = ("bm25", "popularity", "oracle", "random", "pl-bm25:TEMPERATURE")
+
+
+def make_baseline(name: str, world: ShopWorld, history: Sequence = (), marginal_samples: int = 0):
+    """A baseline ranker by name: bm25, popularity (counts from `history`), oracle, random or
+    pl-bm25:T (the Plackett-Luce logging policy at temperature T; plain pl-bm25 means T = 0.5)."""
+    if name == "bm25":
+        return BM25Ranker(world)
+    if name == "popularity":
+        return PopularityRanker(world, history=history)
+    if name == "oracle":
+        return OracleRanker(world)
+    if name == "random":
+        return RandomRanker(world)
+    if name == "pl-bm25" or name.startswith("pl-bm25:"):
+        raw = name.partition(":")[2] or "0.5"
+        try:
+            temperature = float(raw)
+        except ValueError:
+            raise ValueError(f"pl-bm25:{raw}: the temperature must be a number") from None
+        return PlackettLuceLogger(world, temperature, marginal_samples)
+    raise ValueError(f"unknown ranker {name!r} (known: {', '.join(BASELINE_NAMES)})")

@@ -38,7 +38,7 @@ class ShopTaskConfig:
     eval_shoppers: int = 64  # simulated shoppers per evaluation list
     eval_seed: int = 1234  # the same shoppers for every evaluation: checkpoints compare fairly
     sft_source: Literal["bm25", "logging"] = "bm25"  # imitate static search or its randomised twin
-    logging_temperature: float = 1.0  # for sft_source "logging"
+    logging_temperature: float = 0.5  # for sft_source "logging"
 
     def validate(self) -> None:
         if self.k < 1:

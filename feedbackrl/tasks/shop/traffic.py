@@ -101,3 +101,25 @@ def simulate_traffic(ranker: Ranker, world: ShopWorld, config: TrafficConfig | N
             observe(day, today)
         records.extend(today)
     return records
+
+
+@dataclass
+class ShopSimulationConfig:
+    """What `feedbackrl shop simulate` runs: data files, the traffic, and the baselines' knobs."""
+
+    catalog: str = ""  # catalog JSON; empty = bundled data/shop/catalog.json
+    intents: str = ""  # intents JSON; empty = bundled data/shop/intents.json
+    festival_start_day: int | None = None  # move the festival sale (same length)
+    # Popularity counts start from this many days of logging-policy traffic before day 0.
+    popularity_history_days: int = 3
+    logging_temperature: float = 0.5  # temperature of the Plackett-Luce logger making that history
+    marginal_samples: int = 0  # Monte Carlo draws for pl-bm25 item-position marginals (for logs)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+
+    def validate(self) -> None:
+        if self.popularity_history_days < 0:
+            raise ValueError("popularity_history_days: must be >= 0")
+        if self.logging_temperature <= 0:
+            raise ValueError("logging_temperature: must be > 0")
+        if self.marginal_samples < 0:
+            raise ValueError("marginal_samples: must be >= 0")
