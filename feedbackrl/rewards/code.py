@@ -35,7 +35,7 @@ _IMPORT = re.compile(r"^(?:import\s|from\s+\S+\s+import\s)")
 @dataclass
 class CodeRewardConfig:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
-    workers: int | None = None  # parallel sandboxes; None = one per core
+    workers: int | None = None  # parallel sandboxes; None = SandboxPool's default (3 per core)
     partial_credit: bool = False  # score = fraction of test groups passed instead of 0/1
 
 
