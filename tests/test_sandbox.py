@@ -214,3 +214,18 @@ def test_pool_runs_jobs_in_parallel_slots_in_order():
         results = [f.result() for f in futures]
         assert [r.passed for r in pool.run(jobs)] == [r.passed for r in results]
     assert [r.passed for r in results] == [i % 3 != 0 for i in range(8)]
+
+
+def test_fallback_warns_once_and_bwrap_only_refuses(monkeypatch):
+    monkeypatch.setattr(isolation, "_bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    isolation.isolation_mode.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="falling back to rlimits") as caught:
+            assert isolation.isolation_mode("auto") == "rlimits"
+            assert isolation.isolation_mode("auto") == "rlimits"
+        assert len(caught) == 1
+        with pytest.raises(RuntimeError, match="not installed"):
+            isolation.isolation_mode("bwrap")
+        assert run_job(SandboxJob("x = 1"), SandboxConfig(isolation="bwrap")).error
+    finally:
+        isolation.isolation_mode.cache_clear()
