@@ -102,7 +102,7 @@ class PlackettLuceLogger:
     when `marginal_samples` > 0, Monte Carlo estimates of the item-position marginals.
     """
 
-    def __init__(self, world: ShopWorld, temperature: float = 1.0, marginal_samples: int = 0,
+    def __init__(self, world: ShopWorld, temperature: float = 0.5, marginal_samples: int = 0,
                  bm25: BM25Ranker | None = None):
         if temperature <= 0:
             raise ValueError("temperature: must be > 0")
