@@ -172,12 +172,16 @@ def _communicate(proc: subprocess.Popen, payload: bytes, report_fd: int, config:
     out, err, report = _Tail(config.tail_bytes), _Tail(config.tail_bytes), bytearray()
     deadline = started + config.timeout_s
     sel = selectors.DefaultSelector()
-    pidfd = os.pidfd_open(proc.pid)
+    try:
+        pidfd: int | None = os.pidfd_open(proc.pid)  # readable when the process exits
+    except (AttributeError, OSError):  # kernel < 5.3: poll for the exit instead
+        pidfd = None
     readers = {proc.stdout.fileno(): out, proc.stderr.fileno(): err, report_fd: report}
     for fd in readers:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
-    sel.register(pidfd, selectors.EVENT_READ)
+    if pidfd is not None:
+        sel.register(pidfd, selectors.EVENT_READ)
     stdin_fd, sent = proc.stdin.fileno(), 0
     os.set_blocking(stdin_fd, False)
     sel.register(stdin_fd, selectors.EVENT_WRITE)
@@ -188,6 +192,9 @@ def _communicate(proc: subprocess.Popen, payload: bytes, report_fd: int, config:
             if remaining <= 0:
                 timed_out = True
                 break
+            if pidfd is None:
+                exited = proc.poll() is not None
+                remaining = min(remaining, 0.01)
             for key, _ in sel.select(remaining):
                 fd = key.fd
                 if fd == pidfd:
@@ -218,7 +225,8 @@ def _communicate(proc: subprocess.Popen, payload: bytes, report_fd: int, config:
             except OSError:
                 pass
         sel.close()
-        os.close(pidfd)
+        if pidfd is not None:
+            os.close(pidfd)
     if timed_out or over_limit:
         _kill_tree(proc, None)
     return out, err, report, timed_out, over_limit
@@ -323,6 +331,10 @@ class SandboxPool:
     def __init__(self, workers: int | None = None, config: SandboxConfig | None = None):
         self.workers = workers or self.WORKERS_PER_CORE * (os.cpu_count() or 1)
         self.config = config or SandboxConfig()
+        try:  # probe (and warn about a fallback) once, here, not in several workers at once
+            isolation.isolation_mode(self.config.isolation)
+        except (RuntimeError, ValueError):
+            pass  # every run will report it as its `error`
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(self.workers):
             self._slots.put(slot)
