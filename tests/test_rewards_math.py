@@ -86,10 +86,10 @@ def _spin_forever(*_args):
         pass
 
 
-def test_timeout_gives_error_not_zero(monkeypatch):
+def test_thread_timeout_gives_error_not_zero(monkeypatch):
     monkeypatch.setattr(math_reward, "answers_equivalent", _spin_forever)
     before = threading.active_count()
-    r = _score(r"\boxed{2}", "3", timeout_s=0.05)
+    r = _score(r"\boxed{2}", "3", timeout_s=0.05, isolation="thread")
     assert r.error == "timeout"
     assert r.details["how"] == "timeout"
     # the spinning checker thread was told to stop
@@ -99,17 +99,30 @@ def test_timeout_gives_error_not_zero(monkeypatch):
     assert threading.active_count() <= before
 
 
+def test_process_timeout_stops_a_gil_holding_check_and_recovers():
+    # 9^(9^(9^9)) is a big-integer power in C: only killing the checker process stops it.
+    r = _score(r"\boxed{9^{9^{9^{9}}}}", "1", timeout_s=1.0)
+    assert r.error == "timeout" and r.score == 0.0
+    assert _score(r"\boxed{\frac{3}{4}}", "0.75").score == 1.0  # a fresh checker took over
+
+
+def test_bad_isolation_is_a_clear_error():
+    with pytest.raises(ValueError, match="isolation must be"):
+        MathAnswerReward(isolation="fiber")
+
+
 def test_call_with_deadline_returns_and_reraises():
     assert call_with_deadline(lambda a, b: a + b, 1.0, 2, 3) == 5
     with pytest.raises(ZeroDivisionError):
         call_with_deadline(lambda: 1 / 0, 1.0)
 
 
-def test_works_off_the_main_thread():
+@pytest.mark.parametrize("isolation", ["process", "thread"])
+def test_works_off_the_main_thread(isolation):
     out = {}
 
     def run():
-        out["r"] = _score(r"\boxed{\frac{1}{2}}", "0.5")
+        out["r"] = _score(r"\boxed{\frac{1}{2}}", "0.5", isolation=isolation)
 
     t = threading.Thread(target=run)
     t.start()
@@ -117,14 +130,16 @@ def test_works_off_the_main_thread():
     assert out["r"].score == 1.0 and out["r"].error is None
 
 
-def _score_in_worker(completion: str, reference: str) -> tuple[float, str | None]:
-    r = MathAnswerReward()([Sample("q", completion, reference=reference)])[0]
+def _score_in_worker(reward: MathAnswerReward, completion: str, reference: str) -> tuple[float, str | None]:
+    r = reward([Sample("q", completion, reference=reference)])[0]
     return r.score, r.error
 
 
-def test_works_inside_a_process_pool_worker():
+@pytest.mark.parametrize("isolation", ["process", "thread"])
+def test_works_inside_a_process_pool_worker(isolation):
+    reward = MathAnswerReward(isolation=isolation)  # pickled to the worker
     with ProcessPoolExecutor(max_workers=1) as pool:
-        score, error = pool.submit(_score_in_worker, r"\boxed{\frac{3}{4}}", "0.75").result(timeout=120)
+        score, error = pool.submit(_score_in_worker, reward, r"\boxed{\frac{3}{4}}", "0.75").result(timeout=120)
     assert (score, error) == (1.0, None)
 
 

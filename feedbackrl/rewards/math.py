@@ -12,10 +12,15 @@ lose the reward); `50` and `0.5` stay different.
 
 Timeouts. math-verify's own timeouts use SIGALRM, which only works on the main thread of the
 main interpreter, so reward workers (threads, Ray actors, process pools) would crash or hang.
-We switch those off and run each check in a daemon thread with a deadline instead; when the
-deadline passes we raise an exception inside that thread (sympy is pure Python, so it stops at
-its next bytecode) and report `error="timeout"`: the loop masks the sample instead of scoring
-a correct answer 0 because the checker was slow.
+We switch those off and enforce our own deadline, in one of two ways (`isolation`):
+- "process" (default): the check runs in a child process (`math_checker.py`) that is killed
+  at the deadline. This is the only way to stop sympy stuck in C code holding the GIL, as
+  `\\boxed{9^{9^{9^{9}}}}` does; it costs about a second once per process to start the child.
+- "thread": the check runs in a daemon thread; at the deadline an exception is raised inside
+  that thread (pure-Python sympy stops at its next bytecode). No child process, but a
+  GIL-holding computation blocks the caller until it ends.
+Either way a check over `timeout_s` gives `error="timeout"`: the loop masks the sample
+instead of scoring a correct answer 0 because the checker was slow.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from feedbackrl.rewards.base import RewardResult
+from feedbackrl.rewards.math_checker import CheckerError, shared_checker
 from feedbackrl.sample import Sample
 
 # A number as people write it: optional sign, thousands commas, decimals, a fraction, a percent.
@@ -187,10 +193,22 @@ class MathAnswerReward:
     timeout_s: float = 5.0
     # Decimal places math-verify rounds floats to before comparing (0.3333333 == 1/3).
     float_rounding: int = 6
+    isolation: str = "process"  # "process" (killable child) or "thread"; see the module docstring
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ("process", "thread"):
+            raise ValueError(f"isolation must be 'process' or 'thread', got {self.isolation!r}")
 
     def __call__(self, samples: Sequence[Sample]) -> list[RewardResult]:
         _silence_timeout_warning()
         return [self.score_one(s.completion, s.reference) for s in samples]
+
+    def _check(self, gold: str, answer: str) -> tuple[bool | None, str]:
+        if _drop_thousands_commas(gold).strip() == _drop_thousands_commas(answer).strip():
+            return True, "identical"  # no need to wake the checker
+        if self.isolation == "process":
+            return shared_checker().check(gold, answer, self.float_rounding, self.timeout_s)
+        return call_with_deadline(answers_equivalent, self.timeout_s, gold, answer, self.float_rounding)
 
     def score_one(self, completion: str, reference: Any) -> RewardResult:
         golds = _gold_answers(reference)
@@ -204,10 +222,12 @@ class MathAnswerReward:
         unparseable_gold = 0
         for gold in golds:
             try:
-                same, how = call_with_deadline(answers_equivalent, self.timeout_s, gold, answer, self.float_rounding)
+                same, how = self._check(gold, answer)
             except TimeoutError:
                 details["how"] = "timeout"
                 return RewardResult(0.0, details, "timeout")
+            except CheckerError as e:
+                return RewardResult(0.0, details, f"checker: {e}")
             details["how"] = how
             if same is None:
                 unparseable_gold += 1
