@@ -138,10 +138,14 @@ def plackett_luce_step_probabilities(logits: np.ndarray, chosen: np.ndarray) -> 
 
 
 def plackett_luce_marginals(logits: np.ndarray, chosen: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Monte Carlo P(item chosen[j] at position j) from `samples` Gumbel-top-k draws: [len(chosen)]."""
+    """Monte Carlo P(item chosen[j] at position j) from `samples` Gumbel-top-k draws: [len(chosen)].
+
+    The list actually shown is itself a draw from the same law and is counted as one more
+    sample, so an estimate is never 0 for an item that was shown (IPS would divide by it)."""
     k = len(chosen)
     draws = np.argsort(-(logits[None, :] + rng.gumbel(size=(samples, len(logits)))), axis=1, kind="stable")[:, :k]
-    return (draws == np.asarray(chosen)[None, :]).mean(axis=0)
+    hits = (draws == np.asarray(chosen)[None, :]).sum(axis=0)
+    return (hits + 1.0) / (samples + 1.0)
 
 
 class OracleRanker:
