@@ -82,7 +82,7 @@ def test_fork_storm_is_bounded_and_reaped(mode):
     assert (r.passed, r.status) == (False, "failed")
     assert int(r.stdout.split()[-1]) < 32
     if IS_ROOT:
-        assert processes_of_uid(SandboxConfig().first_uid) == []
+        assert r.uid is not None and processes_of_uid(r.uid) == []
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs slot uids to find the daemon afterwards")
@@ -99,7 +99,7 @@ def test_double_fork_daemon_dies_with_the_run(mode):
         os.wait()
     """, ["assert False, 'the daemon must not help'"])
     assert not r.passed
-    assert processes_of_uid(SandboxConfig().first_uid) == []
+    assert r.uid is not None and processes_of_uid(r.uid) == []
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -229,3 +229,17 @@ def test_fallback_warns_once_and_bwrap_only_refuses(monkeypatch):
         assert run_job(SandboxJob("x = 1"), SandboxConfig(isolation="bwrap")).error
     finally:
         isolation.isolation_mode.cache_clear()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="slot uids are only leased as root")
+def test_uid_leases_never_hand_one_uid_to_two_runs():
+    first = isolation.UidLease(61000, 0)
+    second = isolation.UidLease(61000, 0)
+    try:
+        assert (first.uid, second.uid) == (61000, 61001)
+    finally:
+        first.release()
+        second.release()
+    third = isolation.UidLease(61000, 0)
+    assert third.uid == 61000
+    third.release()

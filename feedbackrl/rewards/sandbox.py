@@ -78,6 +78,7 @@ class SandboxResult:
     exit_code: int | None = None
     error: str | None = None  # infrastructure failure: the sandbox itself did not work
     isolation: str = ""
+    uid: int | None = None  # the slot uid the code ran as (None when we are not root)
     details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -114,8 +115,16 @@ def run_job(job: SandboxJob, config: SandboxConfig | None = None, slot: int = 0)
 
 
 def _run(job: SandboxJob, config: SandboxConfig, slot: int, mode: str, started: float) -> SandboxResult:
-    as_root = os.geteuid() == 0
-    uid = config.first_uid + slot if as_root else None
+    lease = isolation.UidLease(config.first_uid, slot) if os.geteuid() == 0 else None
+    try:
+        return _run_as(job, config, mode, started, lease.uid if lease else None)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _run_as(job: SandboxJob, config: SandboxConfig, mode: str, started: float, uid: int | None) -> SandboxResult:
+    as_root = uid is not None
     groups = max(1, len(job.tests))
     start_token, end_token = secrets.token_hex(16), secrets.token_hex(16)
     pass_tokens = [secrets.token_hex(16) for _ in range(groups)]
@@ -163,6 +172,7 @@ def _run(job: SandboxJob, config: SandboxConfig, slot: int, mode: str, started: 
             _remove_tree(workdir)
     result = _classify(report, start_token, end_token, pass_tokens, exit_code, timed_out, over_limit, out, err, config)
     result.duration_s, result.isolation, result.tests_total = time.monotonic() - started, mode, groups
+    result.uid = uid
     return result
 
 

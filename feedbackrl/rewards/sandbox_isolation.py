@@ -191,3 +191,36 @@ def kill_uid(uid: int, deadline_s: float = 2.0) -> int:
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.001)
+
+
+_LOCK_DIR = "/run/feedbackrl-sandbox" if os.path.isdir("/run") else "/tmp/feedbackrl-sandbox"
+
+
+class UidLease:
+    """An exclusive claim on a slot uid across processes, held for one run.
+
+    Two pools on one machine (two trainers, Ray workers) would otherwise hand the same uid to
+    two concurrent runs, and the kill-by-uid after one run would kill the other. The claim is
+    an flock on /run/feedbackrl-sandbox/<uid>.lock, which the kernel drops if we die; a taken
+    uid makes us try the next one.
+    """
+
+    def __init__(self, first_uid: int, slot: int, span: int = 4096):
+        import fcntl
+
+        os.makedirs(_LOCK_DIR, mode=0o700, exist_ok=True)
+        for uid in range(first_uid + slot, first_uid + slot + span):
+            fd = os.open(os.path.join(_LOCK_DIR, f"{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            return
+        raise RuntimeError(f"no free sandbox uid in {first_uid + slot}..{first_uid + slot + span - 1}")
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = -1
