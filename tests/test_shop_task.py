@@ -167,3 +167,16 @@ def test_corpus_and_extra_tokens(task):
     held_out = [q for it in task.world.intents for q in it.eval_phrasings]
     assert not any(f"search: {q} [" in line for q in held_out for line in corpus)
     assert set(task.extra_tokens()) == set(task.world.catalog.skus)
+
+
+def test_task_config_from_yaml_dict_and_moved_festival():
+    from feedbackrl.config import ConfigError, from_dict
+
+    cfg = from_dict(ShopTaskConfig, {"festival_start_day": 1, "k": 3,
+                                     "reward": {"mode": "expected", "shoppers": {"model": "cascade"}}}, "shop.yaml")
+    assert cfg.reward.shoppers.model == "cascade"
+    moved = ShopTask(cfg)
+    assert moved.world.calendar.festival_active(1) and not moved.world.calendar.festival_active(5)
+    assert moved.reward().config.k == 3
+    with pytest.raises(ConfigError, match=r"^shop.yaml: reward.shoppers.bot_rate: must be within \[0, 1\]$"):
+        from_dict(ShopTaskConfig, {"reward": {"shoppers": {"bot_rate": 3}}}, "shop.yaml")
