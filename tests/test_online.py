@@ -124,3 +124,21 @@ def test_grpo_step_moves_probability_toward_rewarded_answers(tiny_model_dir, tmp
     delta = ((after - before) * batch.completion_mask).sum(-1)
     best, worst = rewards == 3, rewards == 0
     assert delta[best].mean() > delta[worst].mean()
+
+
+def test_lora_run_resumes_exactly(tiny_model_dir, tmp_path):
+    """Through the recipe, as `feedbackrl train` runs it: stop at 2 of 3 steps, run again."""
+    from feedbackrl.train.recipe import train
+
+    def cfg_for(name):
+        return small_config(tmp_path, name=name, steps=3, model={"path": str(tiny_model_dir), "lora": {"r": 4, "alpha": 8}})
+
+    train(cfg_for("straight"), log=lambda *_: None)
+    train(cfg_for("stopped"), log=lambda *_: None, stop_after=2)
+    summary = train(cfg_for("stopped"), log=lambda *_: None)
+    assert summary["steps"] == 3
+    a = Policy.load(tmp_path / "straight" / "checkpoints" / "step-000003")
+    b = Policy.load(tmp_path / "stopped" / "checkpoints" / "step-000003")
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), k
+    assert set(json.loads((tmp_path / "stopped" / "summary.json").read_text())) >= {"initial_eval", "final_eval", "steps", "wall_seconds"}

@@ -13,7 +13,10 @@ def run_cli(app: typer.Typer) -> int:
     from feedbackrl.config import ConfigError
 
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns a command's `typer.Exit(code)` instead of exiting
+        rv = app(standalone_mode=False)
+        if isinstance(rv, int):
+            return rv
     except (ConfigError, UserError, FileNotFoundError) as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         return 2

@@ -98,6 +98,21 @@ class Policy(nn.Module):
         policy.model.config.use_cache = True
         return policy
 
+    @classmethod
+    def load_with_adapter(cls, base: str | Path, adapter: str | Path, *, value_head_from: str | Path | None = None,
+                          device: str = "cpu", dtype: str = "float32") -> "Policy":
+        """The base model with a trained LoRA adapter on top, still trainable: how a LoRA run
+        resumes exactly (the merged weights alone would stack a fresh adapter on them)."""
+        from peft import PeftModel
+
+        policy = cls.load(base, device=device, dtype=dtype)
+        model = PeftModel.from_pretrained(policy.model, str(adapter), is_trainable=True)
+        head = None
+        if value_head_from is not None:
+            head = nn.Linear(model.config.hidden_size, 1)
+            head.load_state_dict(torch.load(Path(value_head_from) / VALUE_HEAD_FILE, map_location="cpu", weights_only=True))
+        return cls(model, policy.tokenizer, head).to(device)
+
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 A problem is `a op b` with operands of `digits` digits; the reward is 1 for the exact answer
 and 0 otherwise, plus an optional small format reward for answering with a bare integer.
-The held-out set is drawn from a separate seed and any problem in it is excluded from
+The warm start can imitate a sloppy demonstrator (`demo_error_rate`) so that RL has
+something to fix. The held-out set is drawn from a separate seed and any problem in it is excluded from
 training, so accuracy is measured on problems the policy never saw.
 """
 
@@ -29,6 +30,10 @@ class ArithmeticConfig:
     eval_size: int = 200
     eval_seed: int = 12345
     format_reward: float = 0.0  # added for a bare-integer answer, even when wrong
+    # Fraction of warm-start demonstrations that are off by one: the warm start imitates a
+    # sloppy demonstrator, so the policy knows the format and roughly the answer but is often
+    # wrong; RL with the exact-answer reward is what fixes it.
+    demo_error_rate: float = 0.0
 
     def validate(self) -> None:
         if not 1 <= self.digits <= 6:
@@ -38,6 +43,8 @@ class ArithmeticConfig:
             raise ValueError(f"ops: must be a non-empty subset of {list(_OPS)}, got {self.ops}")
         if self.eval_size < 1:
             raise ValueError("eval_size: must be >= 1")
+        if not 0.0 <= self.demo_error_rate < 1.0:
+            raise ValueError("demo_error_rate: must be within [0, 1)")
         if not 0.0 <= self.format_reward <= 1.0:
             raise ValueError("format_reward: must be within [0, 1]")
 
@@ -118,7 +125,11 @@ class ArithmeticTask:
         return {"accuracy": correct / n, "format": sum(g is not None for g in parsed) / n}
 
     def sft_pairs(self, n: int, rng: random.Random) -> list[tuple[str, str]]:
-        return [(p.text, f" {p.reference}") for p in self.train_prompts(n, rng)]
+        pairs = []
+        for p in self.train_prompts(n, rng):
+            answer = p.reference + (1 if rng.random() < self.config.demo_error_rate else 0)
+            pairs.append((p.text, f" {answer}"))
+        return pairs
 
     def corpus(self) -> Iterable[str]:
         rng = random.Random(0)

@@ -92,7 +92,11 @@ def train(cfg: RunConfig, *, resume: bool = True, log: Callable[[str], None] = p
     base = prepare_model(cfg, task, run_dir)
     start = warm_start(cfg, task, base, run_dir, log)
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
-    policy = load_policy(cfg, latest or start)
+    if latest and cfg.model.lora is not None:
+        policy = Policy.load_with_adapter(start, latest / "adapter", device=cfg.model.device, dtype=cfg.model.dtype,
+                                          value_head_from=latest if cfg.algo.name == "ppo" else None)
+    else:
+        policy = load_policy(cfg, latest or start)
     reference = None
     if cfg.algo.kl_coef > 0 and cfg.model.lora is None:
         reference = Policy.load(start, device=cfg.model.device, dtype=cfg.model.dtype).requires_grad_(False).eval()
