@@ -125,3 +125,21 @@ def test_days_to_top3(world):
     # Day 4: in the top 3 of 1 of 2 sessions (half) -> one day after the day-3 launch.
     assert out[fold]["foldable_phone"] == 1
     assert out[fold]["premium_phone"] is None
+
+
+def test_text_ranker_wraps_a_generator(world, bm25):
+    from feedbackrl.tasks.shop.text_ranker import TextRanker
+
+    seen = []
+
+    def complete(prompts):
+        seen.extend(prompts)
+        return ["1. SM-S918-256, nonsense SM-S918-256 SM-A546-128"]
+
+    ranker = TextRanker(world, complete, name="fake-policy")
+    ranked = ranker.rank("best phone for gaming", "mobile", 0, 5)
+    assert seen == ["search: best phone for gaming [mobile] ->"]
+    assert ranked.skus == ["SM-S918-256", "SM-A546-128"] and ranked.propensity is None
+    assert ranker.last_parsed.unknown == ["nonsense"]
+    records = simulate_traffic(ranker, world, TrafficConfig(days=1, sessions_per_day=5))
+    assert all(r.policy == "fake-policy" and r.skus == ["SM-S918-256", "SM-A546-128"] for r in records)

@@ -28,8 +28,9 @@ from feedbackrl.tasks.shop.world import ShopWorld
 @dataclass
 class RankedList:
     skus: list[str]
-    # Probability that the ranker shows exactly this ordered list (1 for a deterministic one).
-    propensity: float = 1.0
+    # Probability that the ranker shows exactly this ordered list (1 for a deterministic one;
+    # None when unknown, e.g. a text generator).
+    propensity: float | None = 1.0
     # P(item j at position j | items before it): the Plackett-Luce step probabilities; their
     # product is `propensity`.
     position_propensities: list[float] | None = None
@@ -41,6 +42,8 @@ class RankedList:
     def log_propensity(self) -> float:
         if self.position_propensities:
             return float(sum(math.log(p) for p in self.position_propensities))
+        if self.propensity is None:
+            return float("nan")
         return math.log(self.propensity) if self.propensity > 0 else float("-inf")
 
 

@@ -54,7 +54,7 @@ class SessionRecord:
     revenue: float
     utilities: list[float]  # hidden utility of each shown item (for analysis only)
     ndcg5: float
-    propensity: float = 1.0
+    propensity: float | None = 1.0
     position_propensities: list[float] | None = None
     marginal_propensities: list[float] | None = None
     policy: str = ""
