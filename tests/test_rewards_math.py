@@ -154,3 +154,7 @@ def _deadline_in_worker() -> str:
 def test_deadline_fires_inside_a_process_pool_worker():
     with ProcessPoolExecutor(max_workers=1) as pool:
         assert pool.submit(_deadline_in_worker).result(timeout=120) == "timeout"
+
+
+def test_many_unbalanced_boxes():
+    assert extract_answer("\\boxed{" * 3000 + " so 12") == ("12", "last_number")

@@ -108,3 +108,9 @@ def test_prices_years_dates_and_skus_are_never_flagged(cents, year, month, day, 
     text = (f"Now {price} (was {cents / 100:.2f}), since {year}, delivered {year}-{month:02d}-{day:02d} "
             f"or {day:02d}/{month:02d}/{year}; item SKU-{sku} and AB{sku}, {year}-{year + 1} season.")
     assert find_pii(text) == []
+
+
+def test_long_runs_of_digit_groups():
+    # thousands of one-digit groups form one run; only stretches up to 19 digits are tried
+    assert find_pii("1 " * 5000) == []
+    assert _kinds("0 " * 50 + "4111 1111 1111 1111") == ["card"]

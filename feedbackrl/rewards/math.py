@@ -75,23 +75,23 @@ def call_with_deadline(fn: Callable[..., Any], timeout_s: float, *args: Any) -> 
     return box["value"]
 
 
-def _matching_brace(text: str, open_index: int) -> int | None:
-    """Index of the `}` closing the `{` at `open_index`, or None if unbalanced."""
-    depth = 0
-    for i in range(open_index, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
+def _brace_pairs(text: str) -> dict[int, int]:
+    """{index of "{": index of its matching "}"} in one pass (unbalanced braces are skipped)."""
+    pairs, stack = {}, []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last balanced `\\boxed{...}`; None if there is none."""
+    pairs = None
     for m in reversed(list(_BOXED.finditer(text))):
-        close = _matching_brace(text, m.end() - 1)
+        pairs = _brace_pairs(text) if pairs is None else pairs
+        close = pairs.get(m.end() - 1)
         if close is not None:
             return text[m.end() : close].strip()
     return None

@@ -88,6 +88,8 @@ def _glued_to_identifier(text: str, start: int, end: int) -> bool:
 
 def _classify(text: str, groups: list[re.Match], i: int, j: int, run_has_plus: bool) -> str | None:
     """'card', 'phone' or None for groups[i:j] of one run."""
+    if j - i > 6 and not (run_has_plus and i == 0):
+        return None  # a card has at most 6 groups of >= 3 digits; only "+" numbers have more
     lengths = [len(g.group()) for g in groups[i:j]]
     digits = "".join(g.group() for g in groups[i:j])
     seps = [text[groups[a].end() : groups[a + 1].start()] for a in range(i, j - 1)]
@@ -114,7 +116,13 @@ def _number_findings(text: str) -> list[PIIFinding]:
         has_plus = run.group().startswith("+")
         i = 0
         while i < len(groups):
-            for j in range(len(groups), i, -1):  # longest stretch first
+            # Longest stretch first; nothing we flag is longer than 19 digits, which also
+            # keeps a run of thousands of groups ("1 1 1 ...") linear.
+            j_max, n_digits = i, 0
+            while j_max < len(groups) and n_digits + len(groups[j_max].group()) <= 19:
+                n_digits += len(groups[j_max].group())
+                j_max += 1
+            for j in range(max(j_max, i + 1), i, -1):
                 kind = _classify(text, groups, i, j, has_plus)
                 if kind:
                     start = run.start() if i == 0 else groups[i].start()
