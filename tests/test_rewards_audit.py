@@ -125,3 +125,10 @@ def test_list_names_builtin_rewards():
     assert result.exit_code == 0
     for name in ("math", "token_f1", "ranking", "rules", "pii", "combined"):
         assert name in result.output
+
+
+def test_details_with_numpy_values_are_stored_as_plain_json():
+    from feedbackrl.rewards.audit import to_json
+
+    assert json.loads(to_json({"a": np.float64(1.5), "b": np.arange(3), "c": {2, 1}, "d": Decimal("0.10")})) == {
+        "a": 1.5, "b": [0, 1, 2], "c": [1, 2], "d": "0.10"}

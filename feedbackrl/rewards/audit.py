@@ -33,14 +33,12 @@ _STEP_FILE = re.compile(r"^step-(\d+)\.parquet$")
 
 
 def _jsonable(value: Any) -> Any:
-    # Details may hold Decimals (rules), numpy scalars (ranking), sets; keep them readable.
+    # Details may hold Decimals (rules), numpy or torch values, sets; keep them readable.
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    if hasattr(value, "tolist") and callable(value.tolist):
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy / torch, scalars included
         return value.tolist()
     return str(value)
 
