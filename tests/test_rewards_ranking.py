@@ -94,7 +94,8 @@ def test_ndcg_bounded_and_ideal_is_one(grades, order, k):
 
 
 def test_parse_ranked_ids():
-    assert parse_ranked_ids("1. SKU-A\n2. SKU-B, SKU_C") == ["1", "SKU-A", "2", "SKU-B", "SKU_C"]
+    assert parse_ranked_ids("1. SKU-A\n2) SKU-B, SKU_C\n- 123") == ["SKU-A", "SKU-B", "SKU_C", "123"]
+    assert parse_ranked_ids("b a") == ["b", "a"]
     assert parse_ranked_ids("SKU-A > SKU-B", r"SKU-\w+") == ["SKU-A", "SKU-B"]
 
 

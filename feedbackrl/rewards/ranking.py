@@ -86,9 +86,15 @@ METRICS: dict[str, Callable[..., float]] = {
 DEFAULT_ID_PATTERN = r"[A-Za-z0-9][\w\-]*"
 
 
+_ENUMERATION = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+", re.MULTILINE)
+
+
 def parse_ranked_ids(completion: str, id_pattern: str = DEFAULT_ID_PATTERN) -> list[str]:
-    """Ids in the order they appear in the completion (separators: anything not an id)."""
-    return re.findall(id_pattern, completion)
+    """Ids in the order they appear in the completion (separators: anything not an id).
+
+    List markers at the start of a line ("1. ", "2) ", "- ") are not ids.
+    """
+    return re.findall(id_pattern, _ENUMERATION.sub("", completion))
 
 
 @dataclass
