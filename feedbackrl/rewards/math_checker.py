@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 
 class CheckerError(RuntimeError):
@@ -61,9 +62,13 @@ class MathCheckerProcess:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         self._buffer = b""
+        # The child must import this very package even when it is not installed (a checkout).
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "feedbackrl.rewards.math_checker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )
         ready = self._read_line(time.monotonic() + self.startup_timeout_s)
         if ready != "ready":
