@@ -185,8 +185,9 @@ class MathAnswerReward:
     """1.0 if the completion's final answer equals the reference (math-verify), else 0.0.
 
     details: extracted (the answer found), method (boxed / #### / last_number), gold (the
-    reference answers), how (identical / math-verify / unparseable answer), matched_gold.
-    A reference that math-verify cannot parse and a check over `timeout_s` are errors.
+    reference answers), how (identical / math-verify / unparseable answer / no answer found /
+    timeout), matched_gold. Errors, never scores: "timeout" (a check over `timeout_s`),
+    "unparseable reference", "missing reference answer", "checker: ..." (the child died).
     """
 
     name: str = "math"
