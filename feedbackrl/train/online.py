@@ -20,6 +20,7 @@ from feedbackrl.algos.policy_loss import clipped_surrogate_loss, clipped_value_l
 from feedbackrl.policy.batch import Batch
 from feedbackrl.policy.model import Policy
 from feedbackrl.rewards.base import score_samples
+from feedbackrl.rewards.combine import component_means
 from feedbackrl.sample import Sample
 from feedbackrl.tasks.base import Prompt, Task
 from feedbackrl.train import checkpoint as ckpt
@@ -222,13 +223,8 @@ class OnlineTrainer:
         if ref_logprobs is not None:
             kl = kl_divergence(roll.batch.old_logprobs, ref_logprobs, self.cfg.algo.kl_estimator)
             m["kl"] = float(masked_mean(kl, roll.batch.completion_mask))
-        components: dict[str, list[float]] = {}
-        for s in roll.samples:
-            for name, value in (s.details.get("components") or {}).items():
-                if isinstance(value, (int, float)):
-                    components.setdefault(name, []).append(float(value))
-        for name, values in components.items():
-            m[f"reward/{name}"] = sum(values) / len(values)
+        for name, value in component_means(roll.samples).items():
+            m[f"reward/{name}"] = value
         for k, v in stats.items():
             m[k] = sum(v) / len(v)
         return m
