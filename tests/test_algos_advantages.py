@@ -82,3 +82,67 @@ def test_group_advantages_sum_to_zero_per_group(values, g):
 def test_expand_to_tokens():
     out = expand_to_tokens(torch.tensor([2.0, -1.0]), torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
     assert torch.equal(out, torch.tensor([[2.0, 2.0, 0.0], [-1.0, 0.0, 0.0]]))
+
+
+def _gae_reference(rewards, values, gamma, lam):
+    """Independent GAE: the explicit sum A_t = sum_l (gamma lam)^l delta_{t+l} (Schulman et al.
+    2016, eq. 16) over one unpadded episode, in plain Python floats."""
+    n = len(rewards)
+    v = list(values) + [0.0]  # the value after the last token is 0
+    deltas = [rewards[t] + gamma * v[t + 1] - v[t] for t in range(n)]
+    return [sum((gamma * lam) ** l * deltas[t + l] for l in range(n - t)) for t in range(n)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 5), min_size=1, max_size=4),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+    st.integers(0, 10_000),
+)
+def test_gae_matches_the_explicit_sum_on_each_episode(lengths, gamma, lam, seed):
+    g = torch.Generator().manual_seed(seed)
+    b, t = len(lengths), max(max(lengths), 1)
+    rewards = torch.randn(b, t, generator=g, dtype=torch.float64)
+    values = torch.randn(b, t, generator=g, dtype=torch.float64)
+    mask = (torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]).to(torch.float64)
+    adv, ret = gae(rewards, values, mask, gamma, lam)
+    for i, n in enumerate(lengths):
+        expected = _gae_reference(rewards[i, :n].tolist(), values[i, :n].tolist(), gamma, lam)
+        assert torch.allclose(adv[i, :n], torch.tensor(expected, dtype=torch.float64), atol=1e-9)
+        assert torch.allclose(ret[i, :n], adv[i, :n] + values[i, :n], atol=1e-12)
+        assert torch.equal(adv[i, n:], torch.zeros(t - n, dtype=torch.float64))
+        assert torch.equal(ret[i, n:], torch.zeros(t - n, dtype=torch.float64))
+
+
+def test_gae_accepts_bool_mask_and_values_that_require_grad():
+    values = torch.tensor([[0.5, 0.5]], requires_grad=True)
+    adv, ret = gae(torch.tensor([[0.0, 1.0]]), values, torch.tensor([[True, False]]), gamma=1.0, lam=1.0)
+    # one valid token: its episode ends at once, A0 = r0 - V0 = -0.5 (the 1.0 on padding is ignored)
+    assert torch.allclose(adv, torch.tensor([[-0.5, 0.0]]))
+    assert torch.allclose(ret, torch.tensor([[0.0, 0.0]]))
+    assert not adv.requires_grad  # targets, not part of the graph
+
+
+def test_an_all_equal_group_whose_mean_rounds_is_still_exactly_zero():
+    # in float32 the mean of seven 0.1s is 0.1 + 7.45e-9 and the sample std 8.05e-9: without the
+    # exact check (r - mean) / std would be -0.93 on every member of a signal-free group
+    r = torch.full((7,), 0.1)
+    for scale in ("group", "batch", "none"):
+        for eps in (0.0, 1e-6):
+            assert torch.equal(group_advantages(r, 7, scale=scale, eps=eps), torch.zeros(7))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-100, 100), min_size=4, max_size=4).filter(lambda v: len(set(v)) > 1))
+def test_group_scaled_advantages_have_unit_sample_std(values):
+    a = group_advantages(torch.tensor(values, dtype=torch.float64), 4, scale="group", eps=0.0)
+    assert a.std().item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_integer_rewards_and_float64_values_keep_sensible_dtypes():
+    assert torch.allclose(group_advantages(torch.tensor([1, 0, 0, 1]), 2, scale="none"), torch.tensor([0.5, -0.5, -0.5, 0.5]))
+    assert torch.allclose(rloo_advantages(torch.tensor([1, 0]), 2), torch.tensor([1.0, -1.0]))
+    out = expand_to_tokens(torch.tensor([0.1], dtype=torch.float64), torch.ones(1, 2))
+    assert out.dtype == torch.float64
+    assert torch.equal(expand_to_tokens(torch.tensor([3.0]), torch.tensor([[True, False]])), torch.tensor([[3.0, 0.0]]))
