@@ -94,3 +94,92 @@ def test_importance_weights_and_offpolicy_gradient():
     loss.backward()
     assert torch.allclose(lp.grad, torch.tensor([0.0, -2.5]))
     assert stats["clipped_fraction"] == 0.5 and stats["mean_weight"] == pytest.approx(2.75)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_ips_and_dr_are_unbiased_in_exact_expectation(seed):
+    # Enumerate the logging distribution instead of sampling: E_mu[w r] = sum_a mu(a) (pi(a)/mu(a)) r(a)
+    # must be the target's value sum_a pi(a) r(a); one-round estimates weighted by mu(a) give it.
+    g = torch.Generator().manual_seed(seed)
+    k = 4
+    mu = torch.softmax(torch.randn(k, generator=g, dtype=torch.float64), 0)
+    pi = torch.softmax(torch.randn(k, generator=g, dtype=torch.float64), 0)
+    r = torch.rand(k, generator=g, dtype=torch.float64)
+    wrong_model = torch.rand(k, generator=g, dtype=torch.float64)  # DR is unbiased with any model
+    value = float((pi * r).sum())
+    ips = sum(float(mu[a]) * ips_estimate(r[a:a + 1], pi[a:a + 1], mu[a:a + 1]) for a in range(k))
+    q_target = torch.full((1,), float((pi * wrong_model).sum()), dtype=torch.float64)
+    dr = sum(
+        float(mu[a]) * doubly_robust_estimate(r[a:a + 1], pi[a:a + 1], mu[a:a + 1], wrong_model[a:a + 1], q_target)
+        for a in range(k)
+    )
+    assert ips == pytest.approx(value, abs=1e-12)
+    assert dr == pytest.approx(value, abs=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-5, 5), st.floats(0.0, 1.0), st.floats(0.01, 1.0)), min_size=1, max_size=10
+    ).filter(lambda rows: sum(t for _, t, _ in rows) > 0)
+)
+def test_snips_stays_within_the_logged_rewards(rows):
+    r, pi, mu = (torch.tensor(col, dtype=torch.float64) for col in zip(*rows))
+    est = snips_estimate(r, pi, mu)
+    assert float(r.min()) - 1e-9 <= est <= float(r.max()) + 1e-9
+
+
+def test_ess_and_zero_propensity_errors():
+    assert effective_sample_size(torch.full((7,), 0.3)) == pytest.approx(7.0)  # equal weights: every round counts
+    assert effective_sample_size(torch.tensor([5.0, 0.0, 0.0])) == pytest.approx(1.0)
+    assert effective_sample_size(torch.zeros(3)) == 0.0
+    with pytest.raises(ValueError, match="logging propensities"):
+        ips_estimate(R, PI, torch.tensor([0.5, 0.0, 0.25, 0.8], dtype=torch.float64))
+    with pytest.raises(ValueError):
+        bootstrap_ci(lambda idx: 0.0, 0)
+    with pytest.raises(ValueError):
+        bootstrap_ci(lambda idx: 0.0, 5, alpha=1.0)
+
+
+def test_position_based_ips_on_policy_is_clicks_per_impression():
+    clicks = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    logging = torch.tensor([[0.9, 0.3, 0.2], [0.5, 0.5, 0.1]])
+    # target == logging: every weight 1, so (2 + 1) clicks over 2 impressions
+    assert position_based_ips(clicks, logging, logging) == pytest.approx(1.5)
+    # clipping at 1.5: round 1 position 2 would weigh 0.4/0.1 = 4 -> 1.5; mean (2 + 1.5) / 2
+    target = logging.clone()
+    target[1, 2] = 0.4
+    assert position_based_ips(clicks, target, logging, clip_max=1.5) == pytest.approx(1.75)
+
+
+def test_weights_stay_finite_for_extreme_log_ratios():
+    w = importance_weights(torch.tensor([1000.0, -1000.0]), torch.tensor([0.0, 0.0]), clip_max=10.0)
+    assert torch.allclose(w, torch.tensor([10.0, 0.0]))
+    a = torch.tensor([1e4, -1e4], requires_grad=True)
+    aw = advantage_weights(a, max_weight=20.0)
+    assert torch.allclose(aw, torch.tensor([20.0, 0.0])) and not aw.requires_grad
+    with pytest.raises(ValueError):
+        advantage_weights(a, temperature=0.0)
+    with pytest.raises(ValueError):
+        advantage_weights(a, normalise="softmax")
+
+
+def test_offpolicy_stats_by_hand():
+    lp = torch.log(torch.tensor([0.5, 0.5, 0.2]))
+    mu = torch.log(torch.tensor([0.25, 0.5, 0.01]))
+    # raw weights 2, 1, 20 -> clipped at 4: 2, 1, 4; mean 7/3; ESS 49 / (4 + 1 + 16) = 7/3
+    _, stats = offpolicy_pg_loss(lp, mu, torch.ones(3), clip_max=4.0)
+    assert stats["mean_weight"] == pytest.approx(7 / 3, rel=1e-6)
+    assert stats["clipped_fraction"] == pytest.approx(1 / 3)
+    assert stats["ess"] == pytest.approx(49 / 21, rel=1e-6)
+
+
+def test_weighted_nll_without_lengths_and_weights_are_not_trained():
+    lp = torch.tensor([-2.0, -4.0], requires_grad=True)
+    w = torch.tensor([1.0, 3.0], requires_grad=True)
+    # -mean(w lp) = -(-2 - 12) / 2 = 7
+    loss = weighted_nll_loss(lp, w)
+    assert loss.item() == pytest.approx(7.0)
+    loss.backward()
+    assert torch.allclose(lp.grad, torch.tensor([-0.5, -1.5])) and w.grad is None
