@@ -312,8 +312,8 @@ def support_warnings(*, ess, num_rounds, probs: TargetProbabilities, logging, ta
     if probs.unsupported_mass > config.max_unsupported_mass:
         warnings.append(
             f"{probs.unsupported_mass:.1%} of the target's (item, position) mass is on pairs the logs never show"
-            " for that query: the logger could not have produced those lists, so IPS/SNIPS undercount them"
-            " and DR/DM rely on the click model there"
+            " for that query: either the logger cannot show them (IPS/SNIPS then miss them: biased) or too few"
+            " impressions were logged to meet them (unbiased, but noisy); DM/DR rely on the click model there"
         )
     if probs.tiny_propensity_mass > config.max_unsupported_mass:
         warnings.append(
