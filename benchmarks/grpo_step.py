@@ -1,0 +1,150 @@
+"""Throughput of feedbackrl's GRPO step on the embedded tiny model.
+
+    .venv/bin/python benchmarks/grpo_step.py [--model DIR] --prompts 16 --generations 8 --new-tokens 16
+        [--steps 5 --warmup 1 --temperature 1.0 --top-p 1.0 --seed 0 --profile]
+
+Times `OnlineTrainer.train_step` (generate -> score -> advantages -> update), the real loop, not a
+re-implementation of it, and splits each step into generation, scoring and update. One update
+epoch with the whole batch as the minibatch (one optimizer step per GRPO step) and kl_coef 0 (no
+reference model), the settings `trl_grpo_step.py` mirrors. The model should be freshly built
+(untrained): then EOS is rare and completions run to about --new-tokens for both frameworks, so
+both do the same amount of work; the mean completion length is printed to check that.
+
+The last line is `samples_per_s=X`: prompts x generations / median step seconds.
+`--build-model DIR` only builds the tiny model (arithmetic corpus) into DIR, for compare_trl.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def build_benchmark_model(out_dir: str | Path) -> Path:
+    """The tiny Llama + BPE tokenizer on the arithmetic task's corpus, freshly initialised."""
+    from feedbackrl.policy.tiny import build_tiny_model
+    from feedbackrl.tasks.arithmetic import ArithmeticTask
+
+    return build_tiny_model(out_dir, ArithmeticTask().corpus())
+
+
+def run_config(args: argparse.Namespace, out_dir: str):
+    from feedbackrl.train.config import RunConfig
+
+    cfg = RunConfig(name="grpo-step-bench", seed=args.seed, out_dir=out_dir, steps=args.warmup + args.steps)
+    cfg.batch_size = args.prompts * args.generations
+    cfg.algo.name = "grpo"
+    cfg.algo.group_size = args.generations
+    cfg.algo.epochs = 1
+    cfg.algo.minibatch_size = cfg.batch_size  # one optimizer step per GRPO step, as TRL does here
+    cfg.algo.kl_coef = 0.0  # no reference model (TRL: beta=0.0)
+    cfg.generation.max_new_tokens = args.new_tokens
+    cfg.generation.temperature = args.temperature
+    cfg.generation.top_p = args.top_p
+    cfg.optim.lr = args.lr
+    # the step, not audit files, logs or progress bars
+    cfg.log_rollouts = False
+    cfg.progress = False
+    cfg.tensorboard = False
+    cfg.validate()
+    cfg.algo.validate()
+    cfg.generation.validate()
+    return cfg
+
+
+def describe(name: str, values: list[float]) -> str:
+    return f"{name:<10} mean {statistics.fmean(values):8.4f} s  median {statistics.median(values):8.4f} s"
+
+
+def main(argv: list[str] | None = None) -> float:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", help="model directory; default: build the tiny model into a temp dir")
+    ap.add_argument("--build-model", metavar="DIR", help="only build the tiny benchmark model into DIR and exit")
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--generations", type=int, default=8, help="completions per prompt (GRPO group size)")
+    ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=5, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", action="store_true", help="cProfile the timed steps and print the top functions")
+    args = ap.parse_args(argv)
+
+    if args.build_model:
+        print(f"built {build_benchmark_model(args.build_model)}")
+        return 0.0
+
+    import torch
+
+    from feedbackrl.policy.model import Policy
+    from feedbackrl.tasks.arithmetic import ArithmeticTask
+    from feedbackrl.train.online import OnlineTrainer
+
+    if args.steps < 1 or args.warmup < 0:
+        ap.error("--steps must be >= 1 and --warmup >= 0")
+    torch.manual_seed(args.seed)
+    with tempfile.TemporaryDirectory(prefix="feedbackrl-grpo-bench-") as tmp:
+        model_dir = args.model or str(build_benchmark_model(Path(tmp) / "model"))
+        cfg = run_config(args, tmp)
+        policy = Policy.load(model_dir)
+        trainer = OnlineTrainer(cfg, ArithmeticTask(cfg.arithmetic), policy, Path(tmp) / "run")
+        n = cfg.batch_size
+        print(f"feedbackrl GRPO step: model {model_dir} ({sum(p.numel() for p in policy.parameters()):,} params), "
+              f"{args.prompts} prompts x {args.generations} generations = {n} samples, {args.new_tokens} new tokens, "
+              f"temperature {args.temperature}, top_p {args.top_p}, torch threads {torch.get_num_threads()}")
+
+        profiler = cProfile.Profile() if args.profile else None
+        rows = []
+        for i in range(args.warmup + args.steps):
+            timed = i >= args.warmup
+            if profiler is not None and timed:
+                profiler.enable()
+            t0 = time.perf_counter()
+            m = trainer.train_step()
+            trainer.step += 1
+            trainer.scheduler.step()
+            wall = time.perf_counter() - t0
+            if profiler is not None and timed:
+                profiler.disable()
+            tokens = m["completion_tokens/mean"] * n
+            print(f"step {i + 1}{'' if timed else ' (warm-up)'}: {wall:.3f} s  generate {m['time/generate_s']:.3f}  "
+                  f"score {m['time/score_s']:.4f}  update {m['time/update_s']:.3f}  "
+                  f"completion {m['completion_tokens/mean']:.2f} tokens  reward {m['reward/mean']:.3f}")
+            if timed:
+                rows.append({"step": wall, "generate": m["time/generate_s"], "score": m["time/score_s"],
+                             "update": m["time/update_s"], "tokens": tokens, "length": m["completion_tokens/mean"]})
+
+    # what train_step does outside generate/score/update (collate, advantages) is "other"
+    for r in rows:
+        r["other"] = r["step"] - r["generate"] - r["score"] - r["update"]
+    print(f"over {len(rows)} timed steps:")
+    for key in ("generate", "score", "update", "other", "step"):
+        print("  " + describe(key, [r[key] for r in rows]))
+    gen_tokens = sum(r["tokens"] for r in rows)
+    print(f"  mean completion length {statistics.fmean(r['length'] for r in rows):.2f} tokens "
+          f"(max {args.new_tokens})")
+    print(f"  generated tokens/s {gen_tokens / sum(r['generate'] for r in rows):.1f} (generation only), "
+          f"{gen_tokens / sum(r['step'] for r in rows):.1f} (whole step)")
+    samples_per_s = n / statistics.median(r["step"] for r in rows)
+    print(f"  samples/s {samples_per_s:.1f} (median step), {n * len(rows) / sum(r['step'] for r in rows):.1f} (mean)")
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+        out.write("\n")
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
+        print(out.getvalue())
+    print(f"samples_per_s={samples_per_s:.2f}")
+    return samples_per_s
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
