@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
 def ope(
     logs: Path = typer.Option(None, "--logs", help="Parquet interaction log (file or folder)."),
     policy: str = typer.Option(
-        None, "--policy", help="Target: bm25, popularity, oracle, random, pl-bm25:TEMPERATURE, or a checkpoint folder."
+        None, "--policy",
+        help="Target: bm25, popularity, oracle, random, pl-bm25:TEMPERATURE, or a checkpoint folder (shop logs);"
+             " random or popularity (any logs).",
     ),
     obd: bool = typer.Option(False, "--obd", help="Evaluate Thompson sampling on the Open Bandit Dataset's random logs."),
     campaign: str = typer.Option("all", help="--obd: all, men or women."),
@@ -33,7 +35,8 @@ def ope(
     alpha: float = typer.Option(0.05, help="Two-sided level: 0.05 gives 95% intervals."),
     clip_max: float = typer.Option(None, help="Cap importance weights at this value."),
     seed: int = typer.Option(0, help="Seed of the bootstrap (and of any Monte Carlo)."),
-    shop_config: Path = typer.Option(None, help="Shop YAML the logs came from (for shop target policies)."),
+    shop_config: Path = typer.Option(None, help="Shop YAML the logs came from (catalog, intents, festival); default: bundled shop."),
+    target_samples: int = typer.Option(20_000, help="Monte Carlo draws per context for Plackett-Luce target marginals."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Estimate a target policy's click-through rate from logs: IPS, SNIPS, DM, DR, position-based IPS."""
@@ -67,7 +70,7 @@ def ope(
             from feedbackrl.store.interaction_files import iter_interaction_records
 
             rankings = LoggedRankings.from_interactions(iter_interaction_records(logs), source=str(logs))
-            target = _shop_target(policy, rankings, shop_config, seed)
+            target = _shop_target(policy, rankings, shop_config, seed, target_samples)
         report = evaluate_policy(rankings, target, config)
     except (LogFormatError, ValueError) as e:
         raise UserError(str(e)) from None
@@ -93,12 +96,14 @@ def _obd_inputs(campaign: str, bts_source: str, seed: int):
     return rankings, target, {"campaign": campaign, "bts_source": bts_source, "on_policy_ctr": ctr, "on_policy_ctr_stderr": stderr}
 
 
-def _shop_target(policy: str, rankings, shop_config: Path | None, seed: int):
+def _shop_target(policy: str, rankings, shop_config: Path | None, seed: int, target_samples: int):
     try:
         from feedbackrl.tasks.shop_target_policies import make_target_policy
     except ImportError as e:
         raise UserError(f"ope: shop target policies are unavailable ({e})") from None
-    return make_target_policy(policy, rankings, shop_config=shop_config, seed=seed)
+    if target_samples < 1:
+        raise UserError("ope: --target-samples must be >= 1")
+    return make_target_policy(policy, rankings, shop_config=shop_config, seed=seed, num_samples=target_samples)
 
 
 def _print_table(report) -> None:

@@ -216,7 +216,10 @@ def evaluate_policy(logs: LoggedRankings, target: TargetPolicy, config: OPEConfi
     n, k = logs.clicks.shape
     needs_marginals = config.unit == "position" or "pbips" in config.estimators
     if needs_marginals and np.isnan(logs.logging_marginals).any():
-        raise LogFormatError("logs: column 'position_propensities' is missing for some impressions; position-level OPE needs it")
+        raise LogFormatError(
+            "logs: column 'position_propensities' is missing for some impressions; position-level OPE needs it"
+            " (shop logs: `feedbackrl shop simulate --set marginal_samples=1000 --log ...` records them)"
+        )
     if config.unit == "list" and np.isnan(logs.logging_list_logprob).any():
         raise LogFormatError("logs: column 'list_log_propensity' is missing for some impressions; list-level OPE needs it")
 
