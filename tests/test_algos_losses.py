@@ -274,3 +274,30 @@ def test_dpo_label_smoothing_and_gradient_direction():
     for bad in ({"beta": 0.0}, {"label_smoothing": 0.5}):
         with pytest.raises(ValueError):
             dpo_loss(ref, ref, ref, ref, **bad)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.05, 0.5), st.floats(0.05, 0.5))
+def test_clipped_surrogate_is_a_pessimistic_bound(seed, eps_low, eps_high):
+    # min(rA, clip(r)A) <= rA on every token, so the clipped loss is never below the unclipped one
+    g = torch.Generator().manual_seed(seed)
+    lp, old, adv = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    mask = (torch.rand(3, 4, generator=g) > 0.3).to(torch.float64)
+    for aggregation in ("seq_mean", "token_mean"):
+        loss, stats = clipped_surrogate_loss(lp, old, adv, mask, eps_low, eps_high, aggregation)
+        unclipped = aggregate(-torch.exp(lp - old) * adv, mask, aggregation)
+        assert loss.item() >= unclipped.item() - 1e-12
+        assert 0.0 <= stats["clip_fraction"] <= 1.0 and stats["approx_kl"] >= 0.0
+
+
+def test_package_exports_every_public_function():
+    import importlib
+    import inspect
+
+    import feedbackrl.algos as algos
+
+    for module in ("masked", "advantages", "policy_loss", "kl", "preference", "weighted", "offpolicy"):
+        mod = importlib.import_module(f"feedbackrl.algos.{module}")
+        public = {n for n, f in inspect.getmembers(mod, inspect.isfunction) if f.__module__ == mod.__name__ and not n.startswith("_")}
+        assert public <= set(algos.__all__), f"{module}: {public - set(algos.__all__)} not exported"
+    assert all(callable(getattr(algos, name)) for name in algos.__all__)

@@ -11,3 +11,21 @@ from feedbackrl.algos.offpolicy import (
 from feedbackrl.algos.policy_loss import clipped_surrogate_loss, clipped_value_loss, policy_gradient_loss
 from feedbackrl.algos.preference import bradley_terry_loss, dpo_loss
 from feedbackrl.algos.weighted import advantage_weights, importance_weights, offpolicy_pg_loss, weighted_nll_loss
+
+__all__ = [
+    # masked.py
+    "aggregate", "masked_mean", "masked_sum", "masked_var", "masked_whiten",
+    # advantages.py
+    "expand_to_tokens", "gae", "group_advantages", "rloo_advantages",
+    # policy_loss.py
+    "clipped_surrogate_loss", "clipped_value_loss", "policy_gradient_loss",
+    # kl.py
+    "entropy_from_logits", "kl_divergence", "logprobs_from_logits",
+    # preference.py
+    "bradley_terry_loss", "dpo_loss",
+    # weighted.py
+    "advantage_weights", "importance_weights", "offpolicy_pg_loss", "weighted_nll_loss",
+    # offpolicy.py
+    "bootstrap_ci", "direct_method_estimate", "doubly_robust_estimate", "effective_sample_size", "ips_estimate",
+    "position_based_ips", "snips_estimate",
+]
