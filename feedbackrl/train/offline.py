@@ -270,11 +270,24 @@ def _warm_start_pairs(cfg: OfflineConfig, data: PairData | TupleData) -> list[tu
 
 
 def _evaluate(policy: Policy, task, cfg: OfflineConfig) -> dict[str, float]:
-    from feedbackrl.train.online import evaluate_policy
-
-    constraint = task.constraint(policy.tokenizer) if hasattr(task, "constraint") else None
-    metrics, _ = evaluate_policy(policy, task, cfg, constraint)  # reads cfg.generation only
-    return metrics
+    """Greedy completions of the task's held-out prompts, scored by the task. With a
+    constraining task (the shop), each prompt may only name what its search can return: the
+    SKUs of its segment, as the logger's and BM25's candidates are."""
+    prompts = task.eval_prompts()
+    samples = []
+    for i in range(0, len(prompts), 256):
+        chunk = prompts[i:i + 256]
+        constraint = None
+        if hasattr(task, "constraint"):
+            segments = [p.metadata.get("segment") for p in chunk]
+            constraint = (task.constraint(policy.tokenizer, segments=segments) if all(segments)
+                          else task.constraint(policy.tokenizer))
+        out = policy.generate([p.text for p in chunk], 1, greedy=True,
+                              max_new_tokens=cfg.generation.max_new_tokens, constraint=constraint)
+        for s, p in zip(out, chunk):
+            s.reference, s.metadata = p.reference, dict(p.metadata)
+        samples += out
+    return task.evaluate(samples)
 
 
 def build_objective(cfg: OfflineConfig, policy: Policy, data: PairData | TupleData):
