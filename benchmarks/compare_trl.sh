@@ -2,9 +2,10 @@
 # feedbackrl vs TRL: GRPO steps per second on the same freshly built tiny model, the same sizes,
 # the same machine, back to back in one run.
 #
-#   bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 ...]
+#   [ROUNDS=3] bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 ...]
 #
-# Any flags are passed to both benchmarks/grpo_step.py and benchmarks/trl_grpo_step.py.
+# Any flags are passed to both benchmarks/grpo_step.py and benchmarks/trl_grpo_step.py. Each
+# round runs both (alternating which goes first); the last line holds the medians and their ratio.
 # TRL is not a dependency of feedbackrl: it lives in its own venv, FEEDBACKRL_TRL_VENV
 # (default /tmp/feedbackrl-trl-venv), made on first use. torch is installed there first and
 # pinned by a constraints file, and so is transformers (the project's version, so that both
@@ -38,17 +39,39 @@ if [ ! -f "$STAMP" ]; then
 fi
 
 MODEL_DIR=$(mktemp -d /tmp/feedbackrl-grpo-bench-model.XXXXXX)
-trap 'rm -rf "$MODEL_DIR"' EXIT
-"$PY" benchmarks/grpo_step.py --build-model "$MODEL_DIR"
+LOGS=$(mktemp -d /tmp/feedbackrl-grpo-bench-logs.XXXXXX)
+trap 'rm -rf "$MODEL_DIR" "$LOGS"' EXIT
+"$PY" benchmarks/grpo_step.py --build-model "$MODEL_DIR" 2>/dev/null
 
-echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== feedbackrl ($("$PY" -c 'import transformers, torch; print(f"torch {torch.__version__}, transformers {transformers.__version__}")'))"
-ours=$("$PY" benchmarks/grpo_step.py --model "$MODEL_DIR" "$@" | tee /dev/stderr | grep '^samples_per_s=' | tail -1 | cut -d= -f2)
-echo "== load between: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== TRL ($("$TRL_PY" -c 'import trl, transformers, torch; print(f"trl {trl.__version__}, torch {torch.__version__}, transformers {transformers.__version__}")'))"
-# the TRL side reads prompts and checks answers with feedbackrl's own arithmetic task (plain Python)
-theirs=$(PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$TRL_PY" benchmarks/trl_grpo_step.py --model "$MODEL_DIR" "$@" \
-  | tee /dev/stderr | grep '^samples_per_s=' | tail -1 | cut -d= -f2)
+echo "== feedbackrl: $("$PY" -c 'import transformers, torch; print(f"torch {torch.__version__}, transformers {transformers.__version__}")')"
+echo "== TRL: $("$TRL_PY" -c 'import trl, transformers, torch; print(f"trl {trl.__version__}, torch {torch.__version__}, transformers {transformers.__version__}")')"
+
+# Each benchmark prints its per-step table; the figure is its last line, samples_per_s=X.
+run_ours() {
+  "$PY" benchmarks/grpo_step.py --model "$MODEL_DIR" "$@" 2>&1 | tee "$LOGS/ours.log"
+  grep '^samples_per_s=' "$LOGS/ours.log" | tail -1 | cut -d= -f2 >> "$LOGS/ours.txt"
+}
+run_trl() {
+  # the TRL side reads prompts and checks answers with feedbackrl's own arithmetic task (plain Python)
+  PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$TRL_PY" benchmarks/trl_grpo_step.py --model "$MODEL_DIR" "$@" 2>&1 \
+    | tee "$LOGS/trl.log"
+  grep '^samples_per_s=' "$LOGS/trl.log" | tail -1 | cut -d= -f2 >> "$LOGS/trl.txt"
+}
+
+# ROUNDS rounds, the order alternating, so that a change in the machine's load between the two
+# runs of a round does not always favour the same side.
+ROUNDS=${ROUNDS:-3}
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round/$ROUNDS, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ $((round % 2)) = 1 ]; then run_ours "$@"; run_trl "$@"; else run_trl "$@"; run_ours "$@"; fi
+done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-ratio=$(python3 -c "print(f'{$ours / $theirs:.2f}')")
-echo "feedbackrl_samples_per_s=$ours trl_samples_per_s=$theirs ratio=$ratio"
+python3 - "$LOGS/ours.txt" "$LOGS/trl.txt" <<'EOF_PY'
+import statistics, sys
+ours, trl = ([float(x) for x in open(p).read().split()] for p in sys.argv[1:3])
+for i, (a, b) in enumerate(zip(ours, trl), 1):
+    print(f"round {i}: feedbackrl {a:.2f} samples/s, TRL {b:.2f} samples/s, ratio {a / b:.2f}")
+a, b = statistics.median(ours), statistics.median(trl)
+print(f"feedbackrl_samples_per_s={a:.2f} trl_samples_per_s={b:.2f} ratio={a / b:.2f} "
+      f"(medians over {len(ours)} rounds; median of per-round ratios {statistics.median(x / y for x, y in zip(ours, trl)):.2f})")
+EOF_PY

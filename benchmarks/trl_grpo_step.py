@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 
 import torch
 from datasets import Dataset
@@ -47,11 +48,12 @@ def exact_answer(prompts, completions, answer, **kwargs) -> list[float]:
 
 
 class StepTimer(TrainerCallback):
-    """Wall time of each optimizer step and the metrics TRL logs for it."""
+    """Wall time of each optimizer step, of the generation inside it, and the metrics TRL logs for it."""
 
     def __init__(self):
         self.begin: float | None = None
         self.durations: list[float] = []
+        self.generate: list[float] = []
         self.ends: list[float] = []
         self.logs: list[dict] = []
 
@@ -62,6 +64,20 @@ class StepTimer(TrainerCallback):
         now = time.perf_counter()
         self.durations.append(now - self.begin)
         self.ends.append(now)
+
+    def wrap_generate(self, trainer: GRPOTrainer) -> None:
+        """Time `GRPOTrainer._generate` (tokenise prompts, `model.generate`, decode): the part that
+        matches feedbackrl's time/generate_s."""
+        inner = trainer._generate
+
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return inner(*a, **kw)
+            finally:
+                self.generate.append(time.perf_counter() - t0)
+
+        trainer._generate = timed
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "completions/mean_length" in logs:
@@ -87,6 +103,8 @@ def main(argv: list[str] | None = None) -> float:
     import transformers
     import trl
 
+    # TRL's own defaults trip transformers' deprecation warnings (gradient_checkpointing); not ours to fix
+    warnings.filterwarnings("ignore", category=FutureWarning)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     total_steps = args.warmup + args.steps
@@ -138,6 +156,7 @@ def main(argv: list[str] | None = None) -> float:
         trainer = GRPOTrainer(model=model, reward_funcs=[exact_answer], args=config, train_dataset=dataset,
                               processing_class=tokenizer, callbacks=[timer])
         trainer.remove_callback(PrinterCallback)
+        timer.wrap_generate(trainer)
         m = trainer.model
         checkpointing = m.is_activation_checkpointing if hasattr(m, "is_activation_checkpointing") else m.is_gradient_checkpointing
         if config.bf16 or config.fp16 or checkpointing:
@@ -151,12 +170,17 @@ def main(argv: list[str] | None = None) -> float:
         raise SystemExit(f"expected {total_steps} optimizer steps, TRL ran {len(timer.durations)}")
     for i, d in enumerate(timer.durations):
         log = timer.logs[i] if i < len(timer.logs) else {}
-        print(f"step {i + 1}{'' if i >= args.warmup else ' (warm-up)'}: {d:.3f} s  "
+        print(f"step {i + 1}{'' if i >= args.warmup else ' (warm-up)'}: {d:.3f} s  generate {timer.generate[i]:.3f}  "
+              f"rest (reward, loss, backward, optimizer) {d - timer.generate[i]:.3f}  "
               f"completion {log.get('completions/mean_length', float('nan')):.2f} tokens  "
               f"reward {log.get('reward', float('nan')):.3f}")
     timed = timer.durations[args.warmup:]
     lengths = [log["completions/mean_length"] for log in timer.logs[args.warmup:total_steps]]
+    gen = timer.generate[args.warmup:total_steps]
+    rest = [d - g for d, g in zip(timed, gen)]
     print(f"over {len(timed)} timed steps:")
+    print(f"  generate   mean {statistics.fmean(gen):8.4f} s  median {statistics.median(gen):8.4f} s")
+    print(f"  rest       mean {statistics.fmean(rest):8.4f} s  median {statistics.median(rest):8.4f} s")
     print(f"  step       mean {statistics.fmean(timed):8.4f} s  median {statistics.median(timed):8.4f} s")
     # end-to-end intervals also hold the data loader and TRL's logging between steps
     between = [b - a for a, b in zip(timer.ends[args.warmup:], timer.ends[args.warmup + 1:])]
@@ -165,7 +189,8 @@ def main(argv: list[str] | None = None) -> float:
     if lengths:
         mean_len = statistics.fmean(lengths)
         print(f"  mean completion length {mean_len:.2f} tokens (max {args.new_tokens})")
-        print(f"  generated tokens/s {mean_len * n * len(timed) / sum(timed):.1f} (whole step)")
+        print(f"  generated tokens/s {mean_len * n * len(timed) / sum(gen):.1f} (generation only), "
+              f"{mean_len * n * len(timed) / sum(timed):.1f} (whole step)")
     samples_per_s = n / statistics.median(timed)
     print(f"  samples/s {samples_per_s:.1f} (median step), {n * len(timed) / sum(timed):.1f} (mean)")
     print(f"samples_per_s={samples_per_s:.2f}")
