@@ -20,7 +20,8 @@ supports (it gives every shown (item, position) of theirs a non-negligible proba
 `oracle` and `random` put most of their mass on products the logger almost never shows;
 they are in the table to show what the support warnings are for, not as successes.
 
-    .venv/bin/python benchmarks/ope_validation.py [--logs 14000] [--online 28000] [--bootstrap 100]
+    .venv/bin/python benchmarks/ope_validation.py [--logs 14000] [--online 21000] [--bootstrap 100]
+        [--logging-marginals session|context] [--marginal-samples 1000]
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def validate(num_logs: int, num_online: int, bootstrap: int, seed: int = 0, name
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=int, default=14_000, help="logged sessions (days 0-6)")
-    parser.add_argument("--online", type=int, default=28_000, help="online sessions per target for the truth")
+    parser.add_argument("--online", type=int, default=21_000, help="online sessions per target for the truth")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--logging-marginals", choices=("session", "context"), default="session")
