@@ -108,8 +108,10 @@ def register(app: typer.Typer) -> None:
     def demo(
         out_dir: Path = typer.Option(Path("runs"), help="Where runs are written."),
         fresh: bool = typer.Option(True, help="Start over rather than resume."),
+        task: str = typer.Option("shop", help="shop (the main demo) or arithmetic."),
+        set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key of the shop config: --set steps=60"),
     ):
         """The main job on the embedded default (see README)."""
         from feedbackrl.commands.demo import run_demo
 
-        run_demo(out_dir, fresh=fresh)
+        run_demo(out_dir, fresh=fresh, task=task, overrides=set_)

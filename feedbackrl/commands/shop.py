@@ -1,7 +1,9 @@
 """`feedbackrl shop ...` commands: check the shop data, simulate days of traffic against a ranker.
 
-`--policy` takes a baseline name (bm25, popularity, oracle, random, pl-bm25:T), several of them
-comma-separated, or `package.module:factory`, where `factory(world)` returns any object with
+`--policy` takes a baseline name (bm25, popularity, oracle, random, pl-bm25:T), a trained
+checkpoint directory (or a run directory: its latest checkpoint; greedy decoding constrained to
+the day's catalog, see feedbackrl/train/shop_ranking.py), several of them comma-separated, or
+`package.module:factory`, where `factory(world)` returns any object with
 `rank(query, segment, day, k, rng) -> RankedList` (see feedbackrl/tasks/shop/baselines.py):
 that is how a trained policy is simulated without changing this file.
 """
@@ -25,8 +27,36 @@ def _load_config(config: Path | None, overrides: list[str] | None):
     return load_config(config, ShopSimulationConfig, overrides)
 
 
+def _checkpoint_dir(policy: str) -> Path | None:
+    """A model or checkpoint directory (config.json inside), or a run directory whose latest
+    checkpoint is used; None when `policy` is not a directory."""
+    path = Path(policy)
+    if not path.is_dir():
+        return None
+    if (path / "config.json").exists() and any(path.glob("*.safetensors")):
+        return path
+    from feedbackrl.train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise UserError(f"shop simulate: --policy {policy}: a directory but neither a model (config.json and "
+                        "weights) nor a run with checkpoints")
+    return latest
+
+
+def _prompt_candidates(checkpoint: Path) -> int:
+    """How the checkpoint's run wrote prompts (shop.prompt_candidates in runs/<name>/config.json);
+    0 for a model directory outside a run."""
+    run_config = checkpoint.parent.parent / "config.json" if checkpoint.parent.name == "checkpoints" else None
+    if run_config is None or not run_config.exists():
+        return 0
+    shop = json.loads(run_config.read_text(encoding="utf-8")).get("shop") or {}
+    return int(shop.get("prompt_candidates", 0))
+
+
 def resolve_ranker(policy: str, world, cfg):
-    """A baseline by name, or `module:factory` called with the world."""
+    """A baseline by name, a checkpoint (or run) directory ranking greedily, or `module:factory`
+    called with the world."""
     import importlib
 
     import numpy as np
@@ -34,6 +64,11 @@ def resolve_ranker(policy: str, world, cfg):
     from feedbackrl.tasks.shop.baselines import BASELINE_NAMES, PlackettLuceLogger, make_baseline
     from feedbackrl.tasks.shop.traffic import TrafficConfig, simulate_traffic
 
+    checkpoint = _checkpoint_dir(policy)
+    if checkpoint is not None:
+        from feedbackrl.train.shop_ranking import PolicyRanker
+
+        return PolicyRanker(checkpoint, world, name=policy, candidates=_prompt_candidates(checkpoint))
     if ":" in policy and not policy.startswith("pl-bm25"):
         module_name, _, attr = policy.partition(":")
         try:
@@ -99,7 +134,8 @@ def _print_tables(reports: list[dict], world) -> None:
 
 @app.command("simulate")
 def simulate(
-    policy: str = typer.Option("bm25", help="bm25, popularity, oracle, random, pl-bm25:T, a comma-separated list, or module:factory."),
+    policy: str = typer.Option("bm25", help="bm25, popularity, oracle, random, pl-bm25:T, a checkpoint or run directory, "
+                               "a comma-separated list, or module:factory."),
     days: int = typer.Option(None, help="Simulated days (default 7)."),
     seed: int = typer.Option(None, help="Seed of the shoppers and of any randomised ranker (default 0)."),
     sessions_per_day: int = typer.Option(None, "--sessions-per-day", help="Searches per day (default 300)."),
@@ -166,3 +202,31 @@ def check(
     typer.echo(f"intents: {len(world.intents)} ({n_train} training and {n_eval} held-out phrasings)")
     for e in world.calendar.events():
         typer.echo(f"day {e.day}: {e.description}")
+
+
+@app.command("table")
+def table(
+    run: Path = typer.Argument(..., help="A shop demo run directory (runs/<name>) or just its name under runs/."),
+) -> None:
+    """Print a shop run's scenario table: key items' ranks under BM25 and after training, and the CTR lift."""
+    from rich.console import Console
+
+    from feedbackrl.report import scenario_table
+
+    run_dir = run if run.is_dir() or run.is_absolute() else Path("runs") / run
+    path = run_dir / "scenarios.json"
+    if not path.exists():
+        raise UserError(f"shop table: {path}: not found; run `feedbackrl demo` (or the shop demo recipe) first")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"shop table: {path}: not JSON ({e})") from None
+    console = Console(width=max(Console().width, 130))
+    console.print(scenario_table(payload))
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        s = json.loads(summary_path.read_text(encoding="utf-8"))
+        f6 = s.get("fold6_days_to_top3")
+        console.print(f"held-out CTR {s['ctr_vs_bm25']:.2f}x BM25, {s['ctr_vs_oracle']:.0%} of the oracle; "
+                      f"launch in its intents' top 3 after {'never' if f6 is None else f'{f6} day(s)'}; "
+                      f"{s.get('steps')} steps, {s.get('wall_seconds', 0):.0f}s")

@@ -30,9 +30,12 @@ def build_task(cfg: RunConfig) -> Task:
 
         return ArithmeticTask(cfg.arithmetic)
     if cfg.task == "shop":
-        from feedbackrl.tasks.shop.task import ShopTask, shop_config_from_dict
+        from feedbackrl.tasks.shop.task import ShopTask
+        from feedbackrl.train.shop_calendar import CalendarShopTask, shop_configs_from_dict
 
-        return ShopTask(shop_config_from_dict(cfg.shop))
+        # the day advances with training steps (shop.steps_per_day); 0 keeps it fixed
+        task_cfg, run_cfg = shop_configs_from_dict(cfg.shop)
+        return CalendarShopTask(ShopTask(task_cfg), run_cfg)
     raise ValueError(f"task: unknown task {cfg.task!r}")
 
 

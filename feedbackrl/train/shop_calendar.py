@@ -1,0 +1,210 @@
+"""The shop task on a calendar that training drives: every `steps_per_day` training steps the
+simulated day advances, so a run lives through the catalog's launches and sales the way a
+deployed ranker would (the Galaxy Z Fold6 appears mid-run and has to be found by exploration).
+
+`CalendarShopTask` wraps a `ShopTask` and adds the optional hooks `OnlineTrainer` calls:
+`on_train_step(step)` sets the day before the step's prompts are drawn, `constraint(tokenizer)`
+follows the current day (a new product's SKU is allowed from its launch day on, also in the
+evaluations the loop runs with a constraint it built before training), and
+`state_dict()/load_state_dict()` keep the day and the per-day evaluations across a resume.
+Every evaluation the loop runs is also kept per day (`day_evals`): the greedy lists it scored,
+from which the demo draws its curves and days-to-top-3.
+
+The `shop:` section of a run config is `ShopTaskConfig`'s keys plus those of `ShopRunConfig`
+(`steps_per_day`, `scenarios`), split by `shop_configs_from_dict`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, fields
+from typing import Any, Sequence
+
+from feedbackrl.sample import Sample
+from feedbackrl.tasks.base import Prompt
+import numpy as np
+
+from feedbackrl.tasks.shop.baselines import PlackettLuceLogger
+from feedbackrl.tasks.shop.reward import ShopQuery
+from feedbackrl.tasks.shop.task import ShopTask, ShopTaskConfig
+from feedbackrl.tasks.shop.text_format import parse_ranking, render_completion
+from feedbackrl.train.shop_ranking import ShopPrompter
+
+
+@dataclass
+class Scenario:
+    """A query whose key items the demo's table follows (rank under BM25 and under the policy)."""
+
+    name: str
+    query: str  # a phrasing of some intent (training or held-out)
+    items: list[str] = field(default_factory=list)  # SKUs whose ranks are reported
+    # [higher, lower]: checked for every phrasing of the intent: `higher` is shown, above `lower` if shown
+    above: list[str] = field(default_factory=list)
+    day: int | None = None  # the day the query is looked at; None = the run's last simulated day
+
+    def validate(self) -> None:
+        if self.above and len(self.above) != 2:
+            raise ValueError(f"above: expected [higher_sku, lower_sku], got {self.above}")
+
+
+# The bundled catalog's story (docs/shop.md, "Why lexical search loses", and the launch).
+BUNDLED_SCENARIOS = [
+    Scenario("gaming", "best phone for gaming", ["SM-S928-256", "SM-S918-256", "SM-A546-128"],
+             above=["SM-S918-256", "SM-A546-128"]),
+    Scenario("drawing", "tablet for drawing", ["SM-X916-256", "SM-X816-256", "SM-X205-32"]),
+    Scenario("bachelor fridge", "fridge for bachelors", ["RR23C2E25", "RR19A241", "RR09M2001"]),
+    Scenario("budget washer", "budget washing machine", ["WT70M3200", "WA80T4560", "WD25DB8995"]),
+    Scenario("Fold6 launch", "foldable phone", ["SM-F956-256", "SM-F956-512", "SM-F946-256"]),
+]
+
+
+@dataclass
+class ShopRunConfig:
+    # Training steps per simulated day; 0 keeps the task's day fixed. The day of step s (from 1)
+    # is day + (s - 1) // steps_per_day.
+    steps_per_day: int = 0
+    # BM25's top N SKUs written into the prompt as retrieval context (see shop_ranking.py);
+    # 0 = the query alone. The policy may still write any SKU on sale.
+    prompt_candidates: int = 0
+    # Queries followed in the demo's table; empty = BUNDLED_SCENARIOS with the bundled data,
+    # none with another catalog.
+    scenarios: list[Scenario] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.steps_per_day < 0:
+            raise ValueError("steps_per_day: must be >= 0")
+        if self.prompt_candidates < 0:
+            raise ValueError("prompt_candidates: must be >= 0")
+
+
+def shop_configs_from_dict(data: dict[str, Any], source: str = "shop") -> tuple[ShopTaskConfig, ShopRunConfig]:
+    """Split the run config's `shop:` mapping into the task's config and the run's own keys."""
+    from feedbackrl.config import from_dict
+
+    run_keys = {f.name for f in fields(ShopRunConfig)}
+    run_cfg = from_dict(ShopRunConfig, {k: v for k, v in data.items() if k in run_keys}, source)
+    task_cfg = from_dict(ShopTaskConfig, {k: v for k, v in data.items() if k not in run_keys}, source)
+    if not run_cfg.scenarios and not task_cfg.catalog and not task_cfg.intents:
+        run_cfg.scenarios = list(BUNDLED_SCENARIOS)
+    return task_cfg, run_cfg
+
+
+class _TodaysConstraint:
+    """A constraint that rebuilds itself when the task's day changes: the loop builds its
+    evaluation constraint once, before training, and the catalog grows during the run."""
+
+    def __init__(self, task: "CalendarShopTask", tokenizer):
+        self.task, self.tokenizer = task, tokenizer
+        self._day: int | None = None
+        self._inner = None
+
+    def __call__(self, row: int, generated_so_far: Sequence[int]):
+        if self._day != self.task.day:
+            self._day = self.task.day
+            self._inner = self.task.shop.constraint(self.tokenizer)
+        return self._inner(row, generated_so_far)
+
+
+@dataclass
+class DayEval:
+    """One evaluation the loop ran: after `step` training steps, on simulated `day`."""
+
+    step: int
+    day: int
+    metrics: dict[str, float]
+    lists: list[tuple[str, str, list[str]]]  # (intent id, query, shown SKUs) per held-out prompt
+
+
+class CalendarShopTask:
+    name = "shop"
+
+    def __init__(self, shop: ShopTask, run: ShopRunConfig | None = None):
+        self.shop = shop
+        self.run = run or ShopRunConfig()
+        self.start_day = shop.config.day
+        self.step = 0
+        self.day_evals: list[DayEval] = []
+        self.prompter = ShopPrompter(shop.world, self.run.prompt_candidates, shop._bm25_ranker())
+
+    # the Task protocol, delegated
+    @property
+    def world(self):
+        return self.shop.world
+
+    @property
+    def day(self) -> int:
+        return self.shop.day
+
+    def set_day(self, day: int) -> None:
+        self.shop.set_day(day)
+
+    def day_of_step(self, step: int) -> int:
+        """The simulated day training step `step` (from 1) happens on; step 0 is before training."""
+        if self.run.steps_per_day == 0 or step <= 0:
+            return self.start_day
+        return self.start_day + (step - 1) // self.run.steps_per_day
+
+    def on_train_step(self, step: int) -> None:
+        self.step = step
+        self.shop.set_day(self.day_of_step(step))
+
+    def _render(self, prompts: list[Prompt]) -> list[Prompt]:
+        if self.run.prompt_candidates <= 0:
+            return prompts
+        return [Prompt(self.prompter(p.reference.query, p.reference.segment, p.reference.day), p.reference,
+                       p.metadata) for p in prompts]
+
+    def train_prompts(self, n: int, rng: random.Random) -> list[Prompt]:
+        return self._render(self.shop.train_prompts(n, rng))
+
+    def eval_prompts(self) -> list[Prompt]:
+        return self._render(self.shop.eval_prompts())
+
+    def reward(self):
+        return self.shop.reward()
+
+    def constraint(self, tokenizer) -> _TodaysConstraint:
+        return _TodaysConstraint(self, tokenizer)
+
+    def evaluate(self, samples: Sequence[Sample]) -> dict[str, float]:
+        metrics = self.shop.evaluate(samples)
+        world, k = self.world, self.shop.config.k
+        lists = []
+        for s in samples:
+            q: ShopQuery = s.reference
+            items = parse_ranking(s.completion, world.catalog, world.calendar, q.day, k).items
+            lists.append((q.intent_id, q.query, items))
+        day = samples[0].reference.day if samples else self.day
+        self.day_evals.append(DayEval(self.step, day, metrics, lists))
+        return metrics
+
+    def sft_pairs(self, n: int, rng: random.Random) -> list[tuple[str, str]]:
+        """`ShopTask.sft_pairs` (imitation of static search) with this task's prompts."""
+        if self.run.prompt_candidates <= 0:
+            return self.shop.sft_pairs(n, rng)
+        cfg = self.shop.config
+        bm25 = self.shop._bm25_ranker()
+        ranker = bm25 if cfg.sft_source == "bm25" else PlackettLuceLogger(self.world, cfg.logging_temperature, bm25=bm25)
+        np_rng = np.random.default_rng(rng.getrandbits(63))
+        pairs = []
+        for p in self.train_prompts(n, rng):
+            q: ShopQuery = p.reference
+            pairs.append((p.text, render_completion(ranker.rank(q.query, q.segment, q.day, cfg.k, np_rng).skus)))
+        return pairs
+
+    def corpus(self) -> list[str]:
+        extra = [self.prompter(q, it.segment, self.day) for it in self.world.intents for q in it.train_phrasings]
+        return self.shop.corpus() + (extra if self.run.prompt_candidates > 0 else [])
+
+    def extra_tokens(self) -> list[str]:
+        return self.shop.extra_tokens()
+
+    # checkpoints: the day and what has been evaluated so far
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "day": self.day,
+                "day_evals": [(e.step, e.day, e.metrics, e.lists) for e in self.day_evals]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.shop.set_day(state["day"])
+        self.day_evals = [DayEval(*e) for e in state["day_evals"]]

@@ -1,0 +1,180 @@
+"""The shop demo recipe: the calendar the training steps drive, days to top 3, the scenario
+table, the report, and the CLI that reads a run (`shop table`, `shop simulate --policy RUN`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+
+import pytest
+
+from feedbackrl.config import ConfigError
+from feedbackrl.tasks.shop.task import ShopTask
+from feedbackrl.train.shop_calendar import BUNDLED_SCENARIOS, CalendarShopTask, ShopRunConfig, shop_configs_from_dict
+from feedbackrl.train.shop_demo import _expected_ctr, launch_days_to_top3
+
+
+@pytest.fixture(scope="module")
+def shop_task():
+    return CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=10))
+
+
+def test_shop_section_splits_into_task_and_run_keys():
+    task_cfg, run_cfg = shop_configs_from_dict({"k": 4, "steps_per_day": 7, "reward": {"mode": "expected"}})
+    assert (task_cfg.k, task_cfg.reward.mode, run_cfg.steps_per_day) == (4, "expected", 7)
+    assert [s.name for s in run_cfg.scenarios] == [s.name for s in BUNDLED_SCENARIOS]
+    # another catalog: no scenarios unless the config names them
+    _, other = shop_configs_from_dict({"catalog": "mine.json"})
+    assert other.scenarios == []
+    with pytest.raises(ConfigError, match=r"^shop: steps_per_day: must be >= 0$"):
+        shop_configs_from_dict({"steps_per_day": -1})
+    with pytest.raises(ConfigError, match=r"^shop: warp: unknown key"):
+        shop_configs_from_dict({"warp": 9})
+    with pytest.raises(ConfigError, match=r"scenarios\[0\]\.above: expected \[higher_sku, lower_sku\]"):
+        shop_configs_from_dict({"scenarios": [{"name": "x", "query": "q", "above": ["A"]}]})
+
+
+def test_training_steps_drive_the_day(shop_task):
+    # 10 steps per day from day 0: steps 1-10 are day 0, 11-20 day 1, ...; step 0 is before training
+    assert [shop_task.day_of_step(s) for s in (0, 1, 10, 11, 20, 21, 35)] == [0, 0, 0, 1, 1, 2, 3]
+    shop_task.on_train_step(31)
+    assert shop_task.day == 3 and shop_task.train_prompts(2, random.Random(0))[0].reference.day == 3
+    state = shop_task.state_dict()
+    shop_task.on_train_step(1)
+    shop_task.load_state_dict(state)
+    assert shop_task.day == 3 and shop_task.step == 31
+
+
+def test_the_constraint_follows_the_day_so_a_launch_becomes_allowed(shop_task):
+    from feedbackrl.policy.tiny import train_tokenizer
+
+    world = shop_task.world
+    tok = train_tokenizer([p.text for p in world.catalog.products], extra_tokens=world.catalog.skus, vocab_size=400)
+    fold6 = tok(" SM-F956-256", add_special_tokens=False)["input_ids"][0]
+    constraint = shop_task.constraint(tok)  # built once, as the loop builds its evaluation constraint
+    shop_task.set_day(2)
+    assert fold6 not in constraint(0, [])
+    shop_task.set_day(3)
+    assert fold6 in constraint(0, [])
+    assert len(constraint(0, [])) == len(world.catalog_on(3))
+
+
+def test_days_to_top3_of_a_launch_from_daily_lists(shop_task):
+    world = shop_task.world
+    f6, other = "SM-F956-256", "SM-F946-256"
+    lists = {
+        3: [("foldable_phone", "q", [other, "A", "B", f6]), ("premium_phone", "q", [f6])],
+        4: [("foldable_phone", "q", [other, "A", f6]), ("premium_phone", "q", [f6])],
+        5: [("foldable_phone", "q", [f6]), ("premium_phone", "q", [])],
+    }
+    # foldable_phone: first in the top 3 on day 4 (1 day after launch); premium_phone on day 3 (0)
+    assert launch_days_to_top3(world, lists) == {3: {"foldable_phone": 1, "premium_phone": 0}}
+    lists[4][0] = ("foldable_phone", "q", [other])
+    lists[5][0] = ("foldable_phone", "q", [other])
+    assert launch_days_to_top3(world, lists) == {3: {"foldable_phone": None, "premium_phone": 0}}
+
+
+def test_expected_ctr_of_bm25_gaming_list_by_hand(shop_task):
+    world = shop_task.world
+    intent = world.intent_by_id["gaming_phone"]
+    skus = ["EF-GM02", "EF-GM03", "EF-GM01", "SM-A546-128", "SM-A546-256"]
+    u = world.utilities(intent, 0)
+    assert [round(u[s], 2) for s in skus] == [0.0, 0.0, 0.0, 0.12, 0.12]
+    # e_j = 1 / (1 + j)^0.8, click = sigmoid(10 (u - 0.6))
+    by_hand = sum((1 + j) ** -0.8 / (1 + math.exp(-10 * (u[s] - 0.6))) for j, s in enumerate(skus))
+    assert by_hand == pytest.approx(0.0099, abs=1e-4)  # 0.0025 x (1 + .57 + .42) + 0.0082 x (.33 + .28)
+    assert _expected_ctr(world, shop_task.shop.config.reward.shoppers, intent, 0, skus) == pytest.approx(by_hand, rel=1e-9)
+
+
+def _cli(capsys, *args):
+    from feedbackrl.cli import app
+    from feedbackrl.commands.errors import run_cli
+
+    argv, sys.argv = sys.argv, ["feedbackrl", *args]
+    try:
+        code = run_cli(app)
+    finally:
+        sys.argv = argv
+    return (code, *capsys.readouterr())
+
+
+TINY = ["model.tiny.hidden_size=32", "model.tiny.num_layers=1", "model.tiny.num_heads=2",
+        "model.tiny.intermediate_size=64", "model.tiny.vocab_size=600", "sft.steps=3", "sft.examples=16",
+        "sft.warmup_steps=1", "steps=4", "batch_size=16", "algo.minibatch_size=16", "shop.steps_per_day=1",
+        "shop.day=2", "shop.eval_shoppers=8", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Four GRPO steps, one per simulated day 2-5 (the Fold6 launches on day 3)."""
+    import torch
+
+    from feedbackrl.config import load_config
+    from feedbackrl.train.config import RunConfig
+    from feedbackrl.train.shop_demo import run_shop_demo
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("runs")
+    cfg = load_config("configs/shop_grpo.yaml", RunConfig, [f"out_dir={out}", "name=tiny-shop"] + TINY)
+    return run_shop_demo(cfg, log=lambda *_: None)
+
+
+def test_tiny_run_writes_summary_scenarios_and_report(tiny_run):
+    from pathlib import Path
+
+    s = tiny_run
+    run_dir = Path(s["run_dir"])
+    for key in ("ctr_vs_bm25", "ctr_vs_oracle", "fold6_days_to_top3", "gaming_s23_above_a54", "wall_seconds",
+                "initial_eval", "final_eval", "steps"):
+        assert key in s
+    assert s["steps"] == 4 and s["days"] == [2, 3, 4, 5] and s["steps_per_day"] == 1
+    assert s["ctr_vs_bm25"] == pytest.approx(s["final_eval"]["ctr"] / s["bm25_eval"]["ctr"])
+    assert s["ctr_vs_oracle"] == pytest.approx(s["final_eval"]["ctr"] / s["oracle_eval"]["ctr"])
+    assert isinstance(s["gaming_s23_above_a54"], bool)
+    # the oracle shows the Fold6 in the top 3 of its intents on launch day
+    assert s["launch_days_to_top3"]["oracle"]["3"] == {"foldable_phone": 0, "premium_phone": 0}
+    # BM25 finds it for the held-out "newest fold phone" (its description says newest), not for
+    # the training phrasing "foldable phone" (scenario table below)
+    assert s["launch_days_to_top3"]["bm25"]["3"]["foldable_phone"] == 0
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 4
+
+    days = json.loads((run_dir / "days.json").read_text())
+    assert set(days["curves"]) == {"policy", "bm25", "oracle"}
+    assert all(days["curves"][n]["days"] == [2, 3, 4, 5] for n in days["curves"])
+    assert days["curves"]["oracle"]["ctr"][0] > days["curves"]["bm25"]["ctr"][0]
+
+    scen = json.loads((run_dir / "scenarios.json").read_text())
+    assert [x["name"] for x in scen["scenarios"]] == [x.name for x in BUNDLED_SCENARIOS]
+    gaming = scen["scenarios"][0]
+    assert gaming["lists"][0]["bm25"][:4] == ["EF-GM02", "EF-GM03", "EF-GM01", "SM-A546-128"]  # docs/shop.md
+    ranks = {it["sku"]: it["bm25_rank"] for it in gaming["items"]}
+    assert ranks == {"SM-S928-256": None, "SM-S918-256": None, "SM-A546-128": 4}
+    assert gaming["lists"][1]["held_out"] and gaming["lists"][1]["query"] == "fast phone for playing games"
+    fold6 = scen["scenarios"][4]
+    assert fold6["day"] == 5 and {it["sku"]: it["bm25_rank"] for it in fold6["items"]}["SM-F956-256"] is None
+
+    report = (run_dir / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3 and "Fold6 launch" in report
+
+
+def test_shop_table_prints_the_run(tiny_run, capsys):
+    code, out, _ = _cli(capsys, "shop", "table", tiny_run["run_dir"])
+    assert code == 0
+    for text in ("best phone for gaming", "tablet for drawing", "fridge for bachelors", "budget washing machine",
+                 "foldable phone", "Galaxy Z Fold6", "x BM25"):
+        assert text in out
+    code, _, err = _cli(capsys, "shop", "table", "/nonexistent/run")
+    assert code == 2 and "scenarios.json: not found" in err
+
+
+def test_shop_simulate_takes_a_run_or_checkpoint_directory(tiny_run, capsys, tmp_path):
+    out = tmp_path / "sim.json"
+    code, text, _ = _cli(capsys, "shop", "simulate", "--policy", tiny_run["run_dir"], "--days", "1",
+                         "--sessions-per-day", "30", "--out", str(out))
+    assert code == 0 and "wrote" in text
+    report = json.loads(out.read_text())["reports"][0]
+    assert report["overall"]["sessions"] == 30
+    code, _, err = _cli(capsys, "shop", "simulate", "--policy", str(tmp_path), "--days", "1")
+    assert code == 2 and "neither a model" in err
