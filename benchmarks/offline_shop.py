@@ -63,11 +63,16 @@ def write_logs(task: ShopTask, sessions: int, out: Path, seed: int) -> dict:
             "logged_ctr_train_phrasings": float(np.mean([sum(r.clicks) for r in records]))}
 
 
-def ranker_ctr(task: ShopTask, ranker, draws: int, seed: int) -> dict[str, float]:
+def seen_prompts(task: ShopTask, per_intent: int = 2) -> list:
+    """Prompts of the first training phrasings of each intent: wording that is in the logs."""
+    return [task._prompt(it, q) for it in task.world.intents for q in it.train_phrasings[:per_intent]]
+
+
+def ranker_ctr(task: ShopTask, ranker, draws: int, seed: int, prompts=None) -> dict[str, float]:
     """Task metrics of a ranker's lists for every held-out prompt (`draws` lists per prompt)."""
     rng = np.random.default_rng(seed)
     samples = []
-    for p in task.eval_prompts():
+    for p in prompts if prompts is not None else task.eval_prompts():
         q = p.reference
         for _ in range(draws):
             ranked = ranker.rank(q.query, q.segment, q.day, task.config.k, rng)
@@ -109,12 +114,21 @@ def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_s
                          eval_seed=eval_seed, eval_shoppers=eval_shoppers, seed=seed)
     summary = train_offline(cfg, log=log, task=task)
     policy_ctr = summary["eval"]["ctr"]
+    # The same measurement on wording the logs contain: how much of the gap is generalisation.
+    from feedbackrl.policy.model import Policy
+    from feedbackrl.train.offline import policy_samples
+
+    seen = seen_prompts(task)
+    policy_seen = task.evaluate(policy_samples(Policy.load(summary["checkpoint"]).eval(), task, seen, 6))
+    logger_seen = ranker_ctr(task, PlackettLuceLogger(world, LOGGING_TEMPERATURE), logger_draws, eval_seed, seen)
     result = {
         "method": method, "logs": logs, "held_out_prompts": len(task.eval_prompts()),
         "ctr": {"logger": logger_eval["ctr"], "bm25": bm25_eval["ctr"], "oracle": oracle_eval["ctr"],
                 "behaviour_cloned": summary["eval_before"]["ctr"], "offline_policy": policy_ctr},
         "ndcg@5": {"logger": logger_eval["ndcg@5"], "bm25": bm25_eval["ndcg@5"],
                    "behaviour_cloned": summary["eval_before"]["ndcg@5"], "offline_policy": summary["eval"]["ndcg@5"]},
+        "seen_phrasings_ctr": {"logger": logger_seen["ctr"], "offline_policy": policy_seen["ctr"],
+                               "prompts": len(seen)},
         "valid_fraction": summary["eval"]["valid_fraction"],
         "lift_over_logger": policy_ctr / logger_eval["ctr"] - 1.0,
         "lift_over_bm25": policy_ctr / bm25_eval["ctr"] - 1.0,
@@ -150,6 +164,9 @@ def main() -> None:
     print(f"{'oracle':<28}{r['ctr']['oracle']:>8.3f}")
     print(f"lift over the logger: {100 * r['lift_over_logger']:+.1f}%   over BM25: {100 * r['lift_over_bm25']:+.1f}%   "
           f"valid lists {r['valid_fraction']:.2f}   ({r['wall_seconds']:.0f} s)")
+    sp = r["seen_phrasings_ctr"]
+    print(f"training phrasings ({sp['prompts']} prompts, wording in the logs): logger {sp['logger']:.3f}, "
+          f"offline {args.method} {sp['offline_policy']:.3f} ({100 * (sp['offline_policy'] / sp['logger'] - 1):+.1f}%)")
     if not math.isfinite(r["lift_over_logger"]):
         raise SystemExit(1)
 

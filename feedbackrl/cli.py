@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from feedbackrl.commands import core, logs, ope, reward_model, rewards, sandbox, shop
+from feedbackrl.commands import core, logs, offline, ope, reward_model, rewards, sandbox, shop
 
 app = typer.Typer(
     name="feedbackrl",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 core.register(app)
 reward_model.register(app)
+offline.register(app)
 app.add_typer(rewards.app, name="rewards", help="Inspect and train rewards.")
 app.add_typer(sandbox.app, name="sandbox", help="Run untrusted Python against tests in the sandbox.")
 app.add_typer(shop.app, name="shop", help="The e-commerce search simulator.")

@@ -1,4 +1,4 @@
-"""`feedbackrl ope --logs`: event log -> Parquet export -> one JSON object of estimates."""
+"""`feedbackrl ope --logs`: event-log exports and `shop simulate --log` files -> one JSON object of estimates."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import pytest
 from feedbackrl.cli import app
 from feedbackrl.commands.errors import run_cli
 from feedbackrl.store.event_log import Event, EventLog
-
-pytest.importorskip("feedbackrl.algos.offpolicy")
 
 
 def cli(capsys, *args):

@@ -10,8 +10,8 @@ import pytest
 
 from feedbackrl.cli import app
 from feedbackrl.commands.errors import run_cli
+from feedbackrl.tasks import obp_logs
 
-obp_logs = pytest.importorskip("feedbackrl.tasks.obp_logs")
 try:
     obp_logs.obd_root()
 except FileNotFoundError:
@@ -51,7 +51,6 @@ def test_on_policy_ctr_is_click_mean():
 
 
 def test_cli_obd_json(capsys):
-    pytest.importorskip("feedbackrl.algos.offpolicy")
     code, out, _ = cli(capsys, "ope", "--obd", "--campaign", "men", "--bootstrap", "20", "--json")
     assert code == 0
     result = json.loads(out)  # exactly one JSON object

@@ -8,11 +8,9 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("feedbackrl.algos.offpolicy")
-
-from feedbackrl.store.click_model import PositionBasedClickModel  # noqa: E402
-from feedbackrl.store.evaluation import LoggedRankings, OPEConfig, evaluate_policy  # noqa: E402
-from feedbackrl.store.schema import Interaction  # noqa: E402
+from feedbackrl.store.click_model import PositionBasedClickModel
+from feedbackrl.store.evaluation import LoggedRankings, OPEConfig, evaluate_policy
+from feedbackrl.store.schema import Interaction
 
 
 class FixedTarget:

@@ -107,7 +107,10 @@ def test_recipe_learns_an_easy_preference_and_writes_its_outputs(tiny_backbone, 
     on_disk = json.loads((tmp_path / "runs" / "easy" / "summary.json").read_text())
     for key in ("held_out_accuracy", "train_accuracy", "loss", "steps", "wall_seconds", "train_pairs", "held_out_pairs"):
         assert on_disk[key] == summary[key]
-    reward = LearnedReward(tmp_path / "runs" / "easy")
+    from feedbackrl.rewards.registry import get_reward
+
+    reward = get_reward("learned", path=tmp_path / "runs" / "easy")
+    assert isinstance(reward, LearnedReward)
     yes, no = reward([Sample(prompt="Question 99: is it fine?\nAnswer:", completion=c) for c in (" yes", " no")])
     assert yes.score > no.score
 

@@ -53,10 +53,6 @@ def ope(
         raise UserError(f"ope: {e}") from None
     if bootstrap < 0:
         raise UserError("ope: --bootstrap must be >= 0")
-    try:
-        import feedbackrl.algos.offpolicy  # noqa: F401
-    except ImportError as e:
-        raise UserError(f"ope: the estimators (feedbackrl.algos.offpolicy) are not available ({e})") from None
     if obd == (logs is not None):
         raise UserError("ope: give exactly one of --logs LOGS or --obd")
 

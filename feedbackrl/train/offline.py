@@ -269,11 +269,10 @@ def _warm_start_pairs(cfg: OfflineConfig, data: PairData | TupleData) -> list[tu
     return best_responses(data.prompts, data.responses, data.rewards)
 
 
-def _evaluate(policy: Policy, task, cfg: OfflineConfig) -> dict[str, float]:
-    """Greedy completions of the task's held-out prompts, scored by the task. With a
+def policy_samples(policy: Policy, task, prompts: list, max_new_tokens: int) -> list:
+    """Greedy completions of `prompts` (task Prompts) carrying their references. With a
     constraining task (the shop), each prompt may only name what its search can return: the
     SKUs of its segment, as the logger's and BM25's candidates are."""
-    prompts = task.eval_prompts()
     samples = []
     for i in range(0, len(prompts), 256):
         chunk = prompts[i:i + 256]
@@ -282,12 +281,17 @@ def _evaluate(policy: Policy, task, cfg: OfflineConfig) -> dict[str, float]:
             segments = [p.metadata.get("segment") for p in chunk]
             constraint = (task.constraint(policy.tokenizer, segments=segments) if all(segments)
                           else task.constraint(policy.tokenizer))
-        out = policy.generate([p.text for p in chunk], 1, greedy=True,
-                              max_new_tokens=cfg.generation.max_new_tokens, constraint=constraint)
+        out = policy.generate([p.text for p in chunk], 1, greedy=True, max_new_tokens=max_new_tokens,
+                              constraint=constraint)
         for s, p in zip(out, chunk):
             s.reference, s.metadata = p.reference, dict(p.metadata)
         samples += out
-    return task.evaluate(samples)
+    return samples
+
+
+def _evaluate(policy: Policy, task, cfg: OfflineConfig) -> dict[str, float]:
+    """The task's metrics of greedy completions of its held-out prompts."""
+    return task.evaluate(policy_samples(policy, task, task.eval_prompts(), cfg.generation.max_new_tokens))
 
 
 def build_objective(cfg: OfflineConfig, policy: Policy, data: PairData | TupleData):
