@@ -27,12 +27,21 @@ import time
 from pathlib import Path
 
 
-def build_benchmark_model(out_dir: str | Path) -> Path:
-    """The tiny Llama + BPE tokenizer on the arithmetic task's corpus, freshly initialised."""
-    from feedbackrl.policy.tiny import build_tiny_model
+def build_benchmark_model(out_dir: str | Path, hidden: int | None = None, layers: int | None = None,
+                          heads: int | None = None) -> Path:
+    """The tiny Llama + BPE tokenizer on the arithmetic task's corpus, freshly initialised.
+    `hidden`/`layers`/`heads` override the embedded default's sizes (a larger model for a GPU)."""
+    from feedbackrl.policy.tiny import TinyModelConfig, build_tiny_model
     from feedbackrl.tasks.arithmetic import ArithmeticTask
 
-    return build_tiny_model(out_dir, ArithmeticTask().corpus())
+    config = TinyModelConfig()
+    if hidden:
+        config.hidden_size, config.intermediate_size = hidden, 3 * hidden
+    if layers:
+        config.num_layers = layers
+    if heads:
+        config.num_heads = heads
+    return build_tiny_model(out_dir, ArithmeticTask().corpus(), config=config)
 
 
 def run_config(args: argparse.Namespace, out_dir: str):
@@ -76,11 +85,16 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--hidden", type=int, help="hidden size of the built model (default: the embedded 128)")
+    ap.add_argument("--layers", type=int, help="layers of the built model (default: the embedded 4)")
+    ap.add_argument("--heads", type=int, help="attention heads of the built model (default: the embedded 4)")
     ap.add_argument("--profile", action="store_true", help="cProfile the timed steps and print the top functions")
     args = ap.parse_args(argv)
 
     if args.build_model:
-        print(f"built {build_benchmark_model(args.build_model)}")
+        print(f"built {build_benchmark_model(args.build_model, args.hidden, args.layers, args.heads)}")
         return 0.0
 
     import torch
@@ -93,14 +107,16 @@ def main(argv: list[str] | None = None) -> float:
         ap.error("--steps must be >= 1 and --warmup >= 0")
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory(prefix="feedbackrl-grpo-bench-") as tmp:
-        model_dir = args.model or str(build_benchmark_model(Path(tmp) / "model"))
+        model_dir = args.model or str(build_benchmark_model(Path(tmp) / "model", args.hidden, args.layers, args.heads))
         cfg = run_config(args, tmp)
-        policy = Policy.load(model_dir)
+        cfg.model.device, cfg.model.dtype = args.device, args.dtype
+        policy = Policy.load(model_dir, device=args.device, dtype=args.dtype)
         trainer = OnlineTrainer(cfg, ArithmeticTask(cfg.arithmetic), policy, Path(tmp) / "run")
         n = cfg.batch_size
         print(f"feedbackrl GRPO step: model {model_dir} ({sum(p.numel() for p in policy.parameters()):,} params), "
               f"{args.prompts} prompts x {args.generations} generations = {n} samples, {args.new_tokens} new tokens, "
-              f"temperature {args.temperature}, top_p {args.top_p}, torch threads {torch.get_num_threads()}")
+              f"temperature {args.temperature}, top_p {args.top_p}, {args.device} {args.dtype}, "
+              f"torch threads {torch.get_num_threads()}")
 
         profiler = cProfile.Profile() if args.profile else None
         rows = []
@@ -112,6 +128,8 @@ def main(argv: list[str] | None = None) -> float:
             m = trainer.train_step()
             trainer.step += 1
             trainer.scheduler.step()
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
             wall = time.perf_counter() - t0
             if profiler is not None and timed:
                 profiler.disable()

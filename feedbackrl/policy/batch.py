@@ -29,6 +29,15 @@ class Batch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def to(self, device: torch.device | str) -> "Batch":
+        """The same batch with every tensor on `device` (a no-op for tensors already there)."""
+        return Batch(
+            input_ids=self.input_ids.to(device), attention_mask=self.attention_mask.to(device),
+            positions=self.positions.to(device), completion_ids=self.completion_ids.to(device),
+            completion_mask=self.completion_mask.to(device), old_logprobs=self.old_logprobs.to(device),
+            extras={k: v.to(device) for k, v in self.extras.items()},
+        )
+
     def select(self, index: torch.Tensor) -> "Batch":
         """Rows `index` (a minibatch), trimmed to the columns those rows use."""
         mask = self.completion_mask[index]

@@ -194,7 +194,8 @@ class Policy(nn.Module):
 
     # ------------------------------------------------------------------ scoring given completions
     def collate(self, samples: Sequence[Sample]) -> Batch:
-        return collate(samples, self.pad_id)
+        """Padded tensors of `samples`, on the policy's device."""
+        return collate(samples, self.pad_id).to(self.device)
 
     def token_logprobs(
         self, batch: Batch, *, temperature: float = 1.0, with_values: bool = False, with_entropy: bool = False

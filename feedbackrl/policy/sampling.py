@@ -105,7 +105,11 @@ def sample_tokens(
             tok = scaled.argmax(-1)
         else:
             probs = top_p_filter(scaled, top_p).softmax(-1)
-            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            if generator is not None and generator.device.type != probs.device.type:
+                # a generator on another device (a host one with a CUDA model): draw there
+                tok = torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(-1).to(device)
+            else:
+                tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
         out_tokens[:, t] = tok
         out_logprobs[:, t] = torch.where(finished, 0.0, logp_all.gather(-1, tok[:, None]).squeeze(-1))

@@ -85,7 +85,11 @@ class OnlineTrainer:
             policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas,
             warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps, schedule=cfg.optim.schedule,
         )
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order (host)
+        # sampling draws on the policy's device: a CUDA multinomial refuses a host generator
+        dev = policy.device
+        self.sample_generator = (self.generator if dev.type == "cpu"
+                                 else torch.Generator(device=dev).manual_seed(cfg.seed))
         self.task_rng = random.Random(cfg.seed)
         self.step = 0
         self.initial_eval: dict[str, float] | None = None
@@ -119,7 +123,7 @@ class OnlineTrainer:
         # the sequence reward arrives on the last completion token
         lengths = batch.completion_mask.sum(-1).long().clamp_min(1)
         token_rewards = torch.zeros_like(mask)
-        token_rewards[torch.arange(len(lengths)), lengths - 1] = roll.rewards
+        token_rewards[torch.arange(len(lengths), device=mask.device), lengths - 1] = roll.rewards
         if ref_logprobs is not None and algo.kl_in == "reward":
             token_rewards = token_rewards - algo.kl_coef * kl_divergence(batch.old_logprobs, ref_logprobs, algo.kl_estimator)
         adv, returns = gae(token_rewards * mask, values, mask, algo.gamma, algo.lam)
@@ -133,7 +137,8 @@ class OnlineTrainer:
         if callable(on_step):
             on_step(self.step + 1)
         prompts = self.task.train_prompts(self.cfg.prompts_per_step, self.task_rng)
-        samples = generate_rollout(self.policy, self.task, prompts, self.cfg, self.generator, self._constraint())
+        samples = generate_rollout(self.policy, self.task, prompts, self.cfg, self.sample_generator,
+                                   self._constraint())
         t1 = time.perf_counter()
         score_samples(self.reward_fn, samples)
         t2 = time.perf_counter()
@@ -145,7 +150,10 @@ class OnlineTrainer:
         grouped = raw.view(-1, g)
         fill = torch.nanmean(grouped, dim=1, keepdim=True).nan_to_num(0.0).expand_as(grouped)
         rewards = torch.where(torch.isnan(grouped), fill, grouped).reshape(-1)
-        batch = self.policy.collate(samples)
+        # the whole step's tensors live where the policy does
+        dev = self.policy.device
+        batch = self.policy.collate(samples).to(dev)
+        valid, rewards = valid.to(dev), rewards.to(dev)
         timing = {"time/generate_s": t1 - t0, "time/score_s": t2 - t1}
         return Rollout(samples, batch, valid, rewards), timing
 
@@ -168,7 +176,8 @@ class OnlineTrainer:
         for _ in range(algo.epochs):
             order = torch.randperm(n, generator=self.generator)
             for start in range(0, n, mb):
-                for k, v in self._update(batch.select(order[start:start + mb])).items():
+                index = order[start:start + mb].to(batch.input_ids.device)
+                for k, v in self._update(batch.select(index)).items():
                     stats.setdefault(k, []).append(v)
         self.policy.eval()
         t_end = time.perf_counter()
@@ -242,6 +251,7 @@ class OnlineTrainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": ckpt.rng_state(self.generator, self.task_rng),
+            "sample_rng": None if self.sample_generator is self.generator else self.sample_generator.get_state(),
             "initial_eval": self.initial_eval,
             "history": self.history,
             "elapsed": self.elapsed_before_resume + (time.perf_counter() - self._t0),
@@ -253,6 +263,8 @@ class OnlineTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"], self.generator, self.task_rng)
+        if self.sample_generator is not self.generator and state.get("sample_rng") is not None:
+            self.sample_generator.set_state(state["sample_rng"])
         self.initial_eval = state["initial_eval"]
         self.history = state["history"]
         self.elapsed_before_resume = state.get("elapsed", 0.0)
