@@ -8,6 +8,7 @@ import json
 import random
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,14 +68,38 @@ def warm_start(cfg: RunConfig, task: Task, base: Path | str, run_dir: Path, log:
     policy = Policy.load(base, device=cfg.model.device, dtype=cfg.model.dtype)
     pairs = task.sft_pairs(cfg.sft.examples, random.Random(cfg.seed + 1))
     t0 = time.perf_counter()
-    losses = train_sft(policy, pairs, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size, lr=cfg.sft.lr,
-                       warmup_steps=cfg.sft.warmup_steps, seed=cfg.seed)
+    with sft_progress(cfg.sft.steps, cfg.progress) as on_step:
+        losses = train_sft(policy, pairs, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size, lr=cfg.sft.lr,
+                           warmup_steps=cfg.sft.warmup_steps, seed=cfg.seed, on_step=on_step)
     log(f"warm start: {cfg.sft.steps} SFT steps on {len(pairs)} pairs, loss {losses[0]:.3f} -> {losses[-1]:.3f} "
         f"({time.perf_counter() - t0:.1f}s)")
     shutil.rmtree(out, ignore_errors=True)
     policy.save(out)
     (out / DONE).write_text("")
     return out
+
+
+@contextmanager
+def sft_progress(total: int, enabled: bool):
+    """A rich bar over the warm start's steps (a line every tenth where there is no terminal);
+    yields the `on_step(step, loss)` callback `train_sft` takes."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]warm start (SFT)"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[status]}"), TimeRemainingColumn())
+    task = bar.add_task("sft", total=total, status="")
+    every = 0 if bar.console.is_terminal else max(1, total // 10)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update(task, completed=step, status=f"loss {loss:.3f}")
+        if every and (step % every == 0 or step == total):
+            bar.console.print(f"warm start (SFT) {step}/{total}: loss {loss:.3f}")
+
+    with bar:
+        yield on_step
 
 
 def load_policy(cfg: RunConfig, path: Path | str) -> Policy:

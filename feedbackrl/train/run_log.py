@@ -41,6 +41,10 @@ class RunLog:
             )
             self._progress.start()
             self._task = self._progress.add_task(description, total=total_steps, status="")
+            # a log file or CI console shows no live bar: print a line every tenth of the run
+            self._plain_every = (0 if self._progress.console.is_terminal
+                                 else max(1, total_steps // 10))
+            self._description, self._total = description, total_steps
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop lines past the checkpoint's step (they will be produced again)."""
@@ -68,6 +72,8 @@ class RunLog:
         if self._progress is not None:
             status = f"reward {metrics.get('reward/mean', float('nan')):.3f}  kl {metrics.get('kl', 0.0):.4f}  {metrics.get('time/step_s', 0.0):.2f}s/step"
             self._progress.update(self._task, completed=step, status=status)
+            if self._plain_every and (step % self._plain_every == 0 or step == self._total):
+                self._progress.console.print(f"{self._description} {step}/{self._total}: {status}")
 
     def close(self) -> None:
         if self._progress is not None:
