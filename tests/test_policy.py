@@ -93,3 +93,52 @@ def test_value_head_and_lora(tiny_model_dir, tmp_path):
     again = Policy.load(tmp_path / "saved", value_head=True)
     assert not again.is_lora  # merged weights load as a plain HF model
     assert (tmp_path / "saved" / "adapter" / "adapter_config.json").exists()
+
+
+def test_rows_sharing_a_prompt_equal_each_row_on_its_own(tiny_model_dir):
+    # a GRPO group's prompt runs once and its KV cache is gathered out to the group's rows
+    # (shared_prompt.py); log-probs, values, entropy and the gradient must be what each row
+    # computed alone (one plain forward pass) gives
+    torch.manual_seed(0)
+    policy = Policy.load(tiny_model_dir, value_head=True)
+    torch.nn.init.normal_(policy.value_head.weight)
+    samples = policy.generate(["Q: 1+2=? A:", "Q: 10+20=? A:", "Q: 7+8=? A:"], 4, temperature=0.9,
+                              max_new_tokens=6, generator=torch.Generator().manual_seed(0))
+    samples[1].completion_ids, samples[1].logprobs = samples[1].completion_ids[:2], samples[1].logprobs[:2]
+    batch = policy.collate(samples)
+
+    def loss_and_grads(b):
+        out = policy.token_logprobs(b, temperature=0.9, with_values=True, with_entropy=True)
+        policy.zero_grad()
+        ((out["logprobs"] + out["entropy"] + out["values"]) * b.completion_mask).sum().backward()
+        return out, {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
+
+    together, grads = loss_and_grads(batch)
+    summed: dict[str, torch.Tensor] = {}
+    for i in range(len(batch)):
+        row = batch.select(torch.tensor([i]))
+        alone, row_grads = loss_and_grads(row)
+        t = row.completion_ids.shape[1]
+        for k in ("logprobs", "entropy", "values"):
+            assert torch.allclose(together[k][i, :t] * row.completion_mask[0], alone[k][0] * row.completion_mask[0],
+                                  atol=1e-5), k
+        for n, g in row_grads.items():
+            summed[n] = summed.get(n, 0) + g
+    assert grads.keys() == summed.keys()
+    for n in grads:
+        assert torch.allclose(grads[n], summed[n], rtol=1e-4, atol=1e-4 * summed[n].abs().max().item()), n
+
+
+def test_prompt_pass_shares_repeated_prompts(tiny_model_dir):
+    from feedbackrl.policy.shared_prompt import prompt_pass
+
+    policy = Policy.load(tiny_model_dir)
+    rows = [policy.encode_prompt(p) for p in ["Q: 1+2=? A:", "Q: 10+20=? A:"] for _ in range(3)]
+    with torch.no_grad():
+        shared, plain = prompt_pass(policy.model, rows, policy.pad_id), prompt_pass(policy.model, rows, policy.pad_id, share=False)
+    assert torch.allclose(shared.last_logits, plain.last_logits, atol=1e-5)
+    assert torch.equal(shared.attention_mask, plain.attention_mask) and torch.equal(shared.positions, plain.positions)
+    for layer_shared, layer_plain in zip(shared.cache.layers, plain.cache.layers):
+        assert layer_shared.keys.shape == layer_plain.keys.shape
+        assert torch.allclose(layer_shared.keys, layer_plain.keys, atol=1e-5)
+        assert torch.allclose(layer_shared.values, layer_plain.values, atol=1e-5)

@@ -2,7 +2,7 @@
 
 - `generate`: G completions per prompt with their per-token log-probs (KV cache);
 - `token_logprobs`: log-probs (and optionally values and entropy) of given completions in
-  one batched forward pass;
+  batched forward passes (a prompt shared by several rows runs once);
 - an optional scalar value head on the last hidden state (PPO);
 - optional LoRA through peft, in which case the frozen reference is the same model with the
   adapters switched off (no second copy in memory).
@@ -23,6 +23,7 @@ from torch import nn
 from feedbackrl.algos.kl import entropy_from_logits, logprobs_from_logits
 from feedbackrl.policy.batch import Batch, collate
 from feedbackrl.policy.sampling import Constraint, sample_tokens
+from feedbackrl.policy.shared_prompt import cache_keyword, prompt_pass
 from feedbackrl.sample import Sample
 
 VALUE_HEAD_FILE = "value_head.pt"
@@ -200,25 +201,60 @@ class Policy(nn.Module):
     def token_logprobs(
         self, batch: Batch, *, temperature: float = 1.0, with_values: bool = False, with_entropy: bool = False
     ) -> dict[str, torch.Tensor]:
-        """One forward pass: {'logprobs': [B,T], 'values': [B,T]?, 'entropy': [B,T]?}."""
-        dev = self.device
-        out = self.model(
-            input_ids=batch.input_ids.to(dev), attention_mask=batch.attention_mask.to(dev),
-            output_hidden_states=with_values, use_cache=False,
-        )
-        idx = batch.positions.to(dev)
-        logits = out.logits.gather(1, idx[..., None].expand(-1, -1, out.logits.shape[-1])).float()
-        logits = logits / max(temperature, 1e-6)
-        result = {"logprobs": logprobs_from_logits(logits, batch.completion_ids.to(dev))}
+        """Batched forward passes: {'logprobs': [B,T], 'values': [B,T]?, 'entropy': [B,T]?}.
+        Rows that repeat a prompt (a GRPO group, a DPO pair) share its pass (shared_prompt.py)."""
+        logits, hidden = self._completion_logits(batch, with_values)
+        logits = logits.float() / max(temperature, 1e-6)
+        result = {"logprobs": logprobs_from_logits(logits, batch.completion_ids.to(logits.device))}
         if with_entropy:
             result["entropy"] = entropy_from_logits(logits)
         if with_values:
             if self.value_head is None:
                 raise ValueError("this policy was loaded without a value head")
-            hidden = out.hidden_states[-1]
-            hidden = hidden.gather(1, idx[..., None].expand(-1, -1, hidden.shape[-1]))
             result["values"] = self.value_head(hidden.float()).squeeze(-1)
         return result
+
+    def _completion_logits(self, batch: Batch, with_hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits [B, T, V] that predict each completion token (and the last layer's hidden states
+        [B, T, H] there): column j from the position before completion token j."""
+        dev = self.device
+        # Batch rows are prompt + completion, right-padded: the prompt is what precedes the completion
+        prompt_lengths = (batch.attention_mask.sum(-1) - batch.completion_mask.sum(-1)).long().tolist()
+        ids = batch.input_ids.tolist()
+        prompts = [row[:p] for row, p in zip(ids, prompt_lengths)]
+        if len(set(map(tuple, prompts))) == len(prompts):
+            return self._completion_logits_one_pass(batch, with_hidden)
+        first = prompt_pass(self.model, prompts, self.pad_id, with_hidden=with_hidden)
+        logits, hidden = first.last_logits[:, None], (first.last_hidden[:, None] if with_hidden else None)
+        t = batch.completion_ids.shape[1]
+        if t > 1:
+            # completion tokens 0..T-2 on top of the prompts' cache predict tokens 1..T-1
+            comp_ids = batch.completion_ids[:, :t - 1].to(dev)
+            comp_mask = batch.completion_mask[:, :t - 1].to(dev).long()
+            lengths = torch.tensor(prompt_lengths, device=dev)
+            out = self.model(
+                input_ids=comp_ids, attention_mask=torch.cat([first.attention_mask, comp_mask], dim=1),
+                position_ids=lengths[:, None] + torch.arange(t - 1, device=dev), use_cache=True,
+                output_hidden_states=with_hidden, **{cache_keyword(self.model): first.cache},
+            )
+            logits = torch.cat([logits, out.logits], dim=1)
+            if with_hidden:
+                hidden = torch.cat([hidden, out.hidden_states[-1]], dim=1)
+        return logits, hidden
+
+    def _completion_logits_one_pass(self, batch: Batch, with_hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        dev = self.device
+        out = self.model(
+            input_ids=batch.input_ids.to(dev), attention_mask=batch.attention_mask.to(dev),
+            output_hidden_states=with_hidden, use_cache=False,
+        )
+        idx = batch.positions.to(dev)
+        logits = out.logits.gather(1, idx[..., None].expand(-1, -1, out.logits.shape[-1]))
+        hidden = None
+        if with_hidden:
+            hidden = out.hidden_states[-1]
+            hidden = hidden.gather(1, idx[..., None].expand(-1, -1, hidden.shape[-1]))
+        return logits, hidden
 
     def sequence_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
         """Differentiable log pi(completion | prompt) summed over tokens (EOS included): [B]."""

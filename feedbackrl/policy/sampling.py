@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from feedbackrl.policy.shared_prompt import cache_keyword, cache_of, prompt_pass
+
 # (row, token ids generated so far in that row) -> token ids allowed next, or None for any.
 Constraint = Callable[[int, list[int]], "Sequence[int] | None"]
 
@@ -37,19 +39,7 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def _cache_keyword(model) -> str:
-    """transformers 5.2x renamed `past_key_values` to `cache`; accept both."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _cache_of(out):
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
-
-
-@torch.no_grad()
+@torch.inference_mode()
 def sample_tokens(
     model,
     prompt_ids: Sequence[Sequence[int]],
@@ -63,32 +53,27 @@ def sample_tokens(
     constraint: Constraint | None = None,
     generator: torch.Generator | None = None,
 ) -> SampledBatch:
-    """Sample one completion per row of `prompt_ids` (rows may repeat a prompt for G samples).
+    """Sample one completion per row of `prompt_ids` (rows may repeat a prompt for G samples;
+    a repeated prompt goes through the model once and its KV cache is shared, shared_prompt.py).
 
     Prompts are left-padded so every row's next token sits in the last column; position ids
     are counted from each row's first real token so padding does not shift them.
     """
     device = next(model.parameters()).device
     n = len(prompt_ids)
-    width = max(len(p) for p in prompt_ids)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    attn = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompt_ids):
-        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        attn[i, width - len(p):] = 1
-    ids, attn = ids.to(device), attn.to(device)
-    positions = (attn.cumsum(-1) - 1).clamp_min(0)
-
     out_tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=device)
     out_logprobs = torch.zeros((n, max_new_tokens), device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     generated: list[list[int]] = [[] for _ in range(n)]
 
-    cache_kw = _cache_keyword(model)
-    out = model(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=True)
-    past = _cache_of(out)
-    logits = out.logits[:, -1, :].float()
+    cache_kw = cache_keyword(model)
+    prompts = prompt_pass(model, prompt_ids, pad_id)
+    past, logits, positions = prompts.cache, prompts.last_logits.float(), prompts.positions
+    # the mask grows by one column a step: written in place, not concatenated
+    width = prompts.attention_mask.shape[1]
+    attn = torch.zeros((n, width + max_new_tokens), dtype=torch.long, device=device)
+    attn[:, :width] = prompts.attention_mask
     next_pos = positions[:, -1:] + 1
     for t in range(max_new_tokens):
         if constraint is not None:
@@ -119,14 +104,14 @@ def sample_tokens(
                 if not finished[row]:
                     generated[row].append(int(tok[row]))
         finished |= tok == eos_id
-        if bool(finished.all()) or t == max_new_tokens - 1:
+        if t == max_new_tokens - 1 or bool(finished.all()):
             break
-        attn = torch.cat([attn, (~finished).long()[:, None]], dim=1)
+        attn[:, width + t] = ~finished
         out = model(
-            input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos,
+            input_ids=tok[:, None], attention_mask=attn[:, :width + t + 1], position_ids=next_pos,
             use_cache=True, **{cache_kw: past},
         )
-        past = _cache_of(out)
+        past = cache_of(out)
         logits = out.logits[:, -1, :].float()
         next_pos = next_pos + 1
     t_used = int(lengths.max()) if n else 0
