@@ -1,7 +1,7 @@
 """Throughput of feedbackrl's GRPO step on the embedded tiny model.
 
     .venv/bin/python benchmarks/grpo_step.py [--model DIR] --prompts 16 --generations 8 --new-tokens 16
-        [--steps 5 --warmup 1 --temperature 1.0 --top-p 1.0 --seed 0 --profile]
+        [--steps 5 --warmup 1 --temperature 1.0 --top-p 1.0 --seed 0 --threads N --profile]
 
 Times `OnlineTrainer.train_step` (generate -> score -> advantages -> update), the real loop, not a
 re-implementation of it, and splits each step into generation, scoring and update. One update
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--layers", type=int, help="layers of the built model (default: the embedded 4)")
     ap.add_argument("--heads", type=int, help="attention heads of the built model (default: the embedded 4)")
     ap.add_argument("--profile", action="store_true", help="cProfile the timed steps and print the top functions")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     args = ap.parse_args(argv)
 
     if args.build_model:
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> float:
 
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory(prefix="feedbackrl-grpo-bench-") as tmp:
         model_dir = args.model or str(build_benchmark_model(Path(tmp) / "model", args.hidden, args.layers, args.heads))

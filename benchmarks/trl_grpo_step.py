@@ -1,7 +1,7 @@
 """Throughput of TRL's `GRPOTrainer` step, mirroring `grpo_step.py` for the comparison.
 
     <trl venv>/bin/python benchmarks/trl_grpo_step.py --model DIR --prompts 16 --generations 8 --new-tokens 16
-        [--steps 5 --warmup 1 --temperature 1.0 --top-p 1.0 --seed 0]
+        [--steps 5 --warmup 1 --temperature 1.0 --top-p 1.0 --seed 0 --threads N]
 
 Run it through `compare_trl.sh`, which makes a separate venv with TRL (not a feedbackrl
 dependency) and puts the repository on PYTHONPATH: the prompts and the exact-answer check come
@@ -96,9 +96,12 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import transformers
     import trl
