@@ -78,6 +78,8 @@ def test_product_lists_chosen_valid_rejected_has_the_named_violation():
             elif price > budget:
                 problems.add("over_budget")
         assert pair.violation in problems
+        # a minimal pair: the rejected list is the chosen one with exactly one slot changed
+        assert sum(c != r for c, r in zip(chosen, rejected)) == 1 and len(rejected) == 3
         seen.add(pair.violation)
     assert seen == {"repeated_item", "unknown_sku", "over_budget", "wrong_category"}
 
@@ -118,12 +120,45 @@ def test_bad_row_names_file_and_row_or_is_skipped_and_counted(tmp_path, bad_line
     assert (len(rows), skipped) == (1, 1)
 
 
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"prompt": "p", "chosen": "a", "rejected": None}, "row 2: missing field 'rejected'"),
+        ({"prompt": "p", "chosen": "a", "rejected": "b", "margin": float("nan")}, "row 2: field 'margin' must be a finite number"),
+    ],
+)
+def test_bad_parquet_row_names_file_row_and_field(tmp_path, bad_row, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist([{"prompt": "p", "chosen": "a", "rejected": "b", "margin": 1.0}, bad_row]), path)
+    with pytest.raises(PreferenceDataError) as err:
+        read_preference_rows(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+    rows, skipped = read_preference_rows(path, skip_bad_rows=True)
+    assert (len(rows), skipped) == (1, 1)
+
+
+def test_parquet_without_the_required_columns_names_the_field(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist([{"question": "p", "chosen": "a", "rejected": "b"}]), path)
+    with pytest.raises(PreferenceDataError, match=r"pairs.parquet: row 1: missing field 'prompt'"):
+        read_preference_rows(path)
+
+
 def test_missing_or_unknown_files_are_one_line_errors(tmp_path):
     with pytest.raises(PreferenceDataError, match="no such preference file"):
         read_preference_rows(tmp_path / "nope.jsonl")
     (tmp_path / "pairs.csv").write_text("prompt,chosen,rejected\n")
     with pytest.raises(PreferenceDataError, match="expected a .jsonl or .parquet file"):
         read_preference_rows(tmp_path / "pairs.csv")
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(PreferenceDataError, match="broken.parquet: not a readable Parquet file"):
+        read_preference_rows(tmp_path / "broken.parquet")
 
 
 def test_split_by_prompt_never_shares_a_prompt_and_written_set_reads_back(tmp_path):

@@ -8,8 +8,8 @@ means something:
   ten, the result of the wrong operation, or an operand echoed back).
 - ``product_list``: a shopper asks for k distinct items of a category under a budget and the
   prompt shows the catalog slice retrieved for the query; chosen = a valid list, rejected =
-  the same kind of list with one violation (a repeated item, a SKU that is not in the
-  catalog, an item over budget, or an item of another category).
+  the same list with one slot broken (a repeated item, a SKU that is not in the catalog, an
+  item over budget, or an item of another category).
 
 The catalog is synthetic and built in code (category prefix + number, price drawn per SKU)
 so the set does not depend on any data file. Pairs are dicts with the columns the reward
@@ -156,11 +156,13 @@ def product_list_pair(
     rng.shuffle(slice_items)
     chosen = rng.sample(valid, list_size)
 
+    # The rejected list is the chosen one with one slot broken (a minimal pair): the violation
+    # is the only difference, so every pair teaches the constraint and nothing else.
     violation = rng.choice(("repeated_item", "unknown_sku", "over_budget", "wrong_category"))
-    rejected = list(rng.sample(valid, list_size))
+    rejected = list(chosen)
     slot = rng.randrange(list_size)
     if violation == "repeated_item":
-        rejected[slot] = rejected[(slot + 1) % list_size]
+        rejected[slot] = rejected[(slot + rng.randrange(1, list_size)) % list_size]
     elif violation == "unknown_sku":
         known = {item.sku for item in catalog}
         number = rng.randrange(100, 1000)
