@@ -107,12 +107,16 @@ def test_recipe_learns_an_easy_preference_and_writes_its_outputs(tiny_backbone, 
     on_disk = json.loads((tmp_path / "runs" / "easy" / "summary.json").read_text())
     for key in ("held_out_accuracy", "train_accuracy", "loss", "steps", "wall_seconds", "train_pairs", "held_out_pairs"):
         assert on_disk[key] == summary[key]
+    assert len(on_disk["held_out_accuracy_by_epoch"]) == 3 and on_disk["held_out_accuracy_by_epoch"][-1] == 1.0
+    from feedbackrl.rewards.base import RewardResult
     from feedbackrl.rewards.registry import get_reward
 
     reward = get_reward("learned", path=tmp_path / "runs" / "easy")
-    assert isinstance(reward, LearnedReward)
+    assert isinstance(reward, LearnedReward) and isinstance(reward, RewardFn)
     yes, no = reward([Sample(prompt="Question 99: is it fine?\nAnswer:", completion=c) for c in (" yes", " no")])
+    assert isinstance(yes, RewardResult) and yes.ok
     assert yes.score > no.score
+    assert yes.details == {"raw_score": yes.score, "model": str(tmp_path / "runs" / "easy" / "model")}
 
 
 def test_margin_column_is_passed_to_the_loss(tiny_backbone, tmp_path):
@@ -128,6 +132,47 @@ def test_margin_column_is_passed_to_the_loss(tiny_backbone, tmp_path):
     # One step from a zero head: the loss is -log sigmoid(0 - margin) with, log 2 without.
     assert with_margin["loss"] == pytest.approx(-math.log(1 / (1 + math.exp(2.0))), rel=1e-5)
     assert without["loss"] == pytest.approx(math.log(2), rel=1e-5)
+
+
+def _head(summary) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(f"{summary['model_dir']}/head.safetensors")
+
+
+def test_centering_is_passed_to_the_loss(tiny_backbone, tmp_path):
+    """Bradley-Terry sees only r_chosen - r_rejected, so the head's bias gets no gradient and
+    stays at 0; centering (coef * mean((r_c + r_r)^2)) is the only term that moves it."""
+    path = _write_pairs(tmp_path / "pairs.jsonl", n=32)
+    overrides = [f"backbone={tiny_backbone}", f"data={path}", f"out_dir={tmp_path}", "finetune=frozen",
+                 "epochs=4", "batch_size=8", "eval_fraction=0.25", "head_lr=0.05"]
+    plain = train_reward_model(load_config(None, RewardModelConfig, overrides + ["name=plain"]))
+    centered = train_reward_model(load_config(None, RewardModelConfig, overrides + ["name=centered", "center_coef=1.0"]))
+    assert abs(float(_head(plain)["bias"])) < 0.1 * abs(float(_head(centered)["bias"]))
+
+    def offset(summary) -> float:  # r(yes) + r(no) on a training prompt
+        scores = LearnedReward(summary["model_dir"])([Sample(prompt="Question 0: is it fine?\nAnswer:", completion=c) for c in (" yes", " no")])
+        return scores[0].score + scores[1].score
+
+    assert abs(offset(centered)) < 0.5 * abs(offset(plain))
+
+
+def test_recipe_reads_parquet_and_a_separate_held_out_file(tiny_backbone, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"prompt": f"Question {i}: is it fine?\nAnswer:", "chosen": " yes", "rejected": " no"} for i in range(24)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "train.parquet")
+    held_out = _write_pairs(tmp_path / "held_out.jsonl", n=8)
+    config = load_config(
+        None,
+        RewardModelConfig,
+        [f"backbone={tiny_backbone}", f"data={tmp_path / 'train.parquet'}", f"eval_data={held_out}",
+         f"out_dir={tmp_path}", "name=pq", "epochs=2", "batch_size=8", "head_lr=0.05", "lr=0.01"],
+    )
+    summary = train_reward_model(config)
+    assert (summary["train_pairs"], summary["held_out_pairs"], summary["steps"]) == (24, 8, 6)
+    assert summary["held_out_accuracy"] == 1.0
 
 
 @pytest.mark.parametrize(

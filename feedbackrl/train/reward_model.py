@@ -63,6 +63,7 @@ class RewardModelConfig:
     max_length: int = 128  # tokens; longer texts lose their beginning, never the completion
     center_coef: float = 0.0  # > 0 pulls (r_chosen + r_rejected) towards 0 (reward centering)
     use_margin: bool = True  # use the rows' `margin` column when the file has one
+    device: str = "cpu"  # "cuda" to train on a GPU; the saved model loads on any device
     seed: int = 0
 
     def validate(self) -> None:
@@ -270,10 +271,10 @@ def _pair_rewards(model, batch: list[dict]) -> tuple[torch.Tensor, torch.Tensor]
     return rewards[: len(batch)], rewards[len(batch) :]
 
 
-def _margins(batch: list[dict], use_margin: bool) -> torch.Tensor | None:
+def _margins(batch: list[dict], use_margin: bool, device: torch.device) -> torch.Tensor | None:
     if not use_margin or all(r["margin"] is None for r in batch):
         return None
-    return torch.tensor([float(r["margin"] or 0.0) for r in batch])
+    return torch.tensor([float(r["margin"] or 0.0) for r in batch], device=device)
 
 
 @torch.no_grad()
@@ -299,7 +300,7 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
     config.run_dir.mkdir(parents=True, exist_ok=True)
     train_rows, eval_rows, skipped = load_pairs(config)
     backbone_name, local_only = resolve_backbone(config, train_rows)
-    model = build_reward_model(config, backbone_name, local_only)
+    model = build_reward_model(config, backbone_name, local_only).to(config.device)
 
     backbone_params = [p for p in model.backbone.parameters() if p.requires_grad]
     groups = [{"params": model.head.parameters(), "lr": config.head_lr}]
@@ -312,21 +313,23 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
 
     rng = random.Random(config.seed)
     losses: list[float] = []
+    by_epoch: list[float] = []  # held-out accuracy after each epoch: the learning curve
     with _progress(show_progress) as progress:
         task = progress.add_task("train-rm", total=total_steps, loss=float("nan"))
         for _ in range(config.epochs):
             model.train()
             for batch in _batches(train_rows, config.batch_size, rng):
                 r_chosen, r_rejected = _pair_rewards(model, batch)
-                loss = bradley_terry_loss(r_chosen, r_rejected, _margins(batch, config.use_margin), config.center_coef)
+                loss = bradley_terry_loss(r_chosen, r_rejected, _margins(batch, config.use_margin, r_chosen.device), config.center_coef)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
                 losses.append(loss.item())
                 progress.update(task, advance=1, loss=losses[-1])
+            by_epoch.append(pairwise_accuracy(model, eval_rows, config.batch_size))
 
-    held_out_accuracy = pairwise_accuracy(model, eval_rows, config.batch_size)
+    held_out_accuracy = by_epoch[-1]
     kinds = sorted({r["kind"] for r in eval_rows if r["kind"] is not None})
     by_kind = {k: pairwise_accuracy(model, [r for r in eval_rows if r["kind"] == k], config.batch_size) for k in kinds}
     train_accuracy = pairwise_accuracy(model, train_rows, config.batch_size)
@@ -339,6 +342,7 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
         "held_out_accuracy": held_out_accuracy,
         "train_accuracy": train_accuracy,
         "held_out_accuracy_by_kind": by_kind,
+        "held_out_accuracy_by_epoch": by_epoch,
         "loss": sum(last_epoch) / len(last_epoch),  # mean over the last epoch's steps
         "steps": len(losses),
         "train_pairs": len(train_rows),
