@@ -1,4 +1,10 @@
-"""End to end: a short seeded GRPO run from a sloppy warm start raises held-out accuracy."""
+"""End to end: short seeded GRPO and PPO runs from a sloppy warm start raise held-out accuracy.
+
+The setting is the configs' own, shrunk: one-digit sums, a 2-layer model, 200 SFT steps on a
+demonstrator that answers one too high 60% of the time (greedy accuracy starts near a third).
+Measured while writing this (seed 0): GRPO 0.32 -> 0.78 (seeds 1, 2: +42, +30 points), PPO
+0.32 -> 0.60. The thresholds leave room for the float-level differences of another machine.
+"""
 
 import json
 
@@ -8,21 +14,37 @@ from feedbackrl.config import load_config
 from feedbackrl.train.config import RunConfig
 from feedbackrl.train.recipe import train
 
+SHRUNK = [
+    "progress=false", "tensorboard=false", "arithmetic.digits=1", "arithmetic.eval_size=50",
+    "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "model.tiny.num_heads=2",
+    "model.tiny.intermediate_size=128", "sft.steps=200", "sft.examples=500",
+    "steps=40", "batch_size=256", "algo.minibatch_size=128", "algo.epochs=2", "eval_every=0",
+]
+
+
+def run(tmp_path, config, name):
+    cfg = load_config(config, RunConfig, [f"out_dir={tmp_path}", f"name={name}", *SHRUNK])
+    summary = train(cfg, log=lambda *_: None)
+    return summary, tmp_path / name
+
 
 @pytest.mark.slow
 def test_grpo_raises_heldout_accuracy(tmp_path):
-    cfg = load_config("configs/arithmetic_grpo.yaml", RunConfig, [
-        f"out_dir={tmp_path}", "name=e2e", "progress=false", "tensorboard=false",
-        "arithmetic.digits=1", "arithmetic.eval_size=30",
-        "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "model.tiny.num_heads=2",
-        "model.tiny.intermediate_size=128",
-        "sft.steps=200", "sft.examples=500", "steps=20", "batch_size=64", "algo.minibatch_size=64",
-        "eval_every=0",
-    ])
-    summary = train(cfg, log=lambda *_: None)
+    summary, run_dir = run(tmp_path, "configs/arithmetic_grpo.yaml", "e2e-grpo")
     before, after = summary["initial_eval"]["accuracy"], summary["final_eval"]["accuracy"]
     assert after - before >= 0.25, (before, after)
-    on_disk = json.loads((tmp_path / "e2e" / "summary.json").read_text())
-    assert on_disk["final_eval"]["accuracy"] == after and on_disk["steps"] == 20
-    lines = (tmp_path / "e2e" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 20 and "reward/mean" in json.loads(lines[-1])
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["final_eval"]["accuracy"] == after and on_disk["steps"] == 40
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 40 and "reward/mean" in rows[-1]
+    first, last = (sum(r["reward/mean"] for r in rows[i:i + 10]) / 10 for i in (0, 30))
+    assert last > first + 0.1, (first, last)  # the sampled reward rises too, not only greedy accuracy
+
+
+@pytest.mark.slow
+def test_ppo_raises_heldout_accuracy(tmp_path):
+    summary, run_dir = run(tmp_path, "configs/arithmetic_ppo.yaml", "e2e-ppo")
+    before, after = summary["initial_eval"]["accuracy"], summary["final_eval"]["accuracy"]
+    assert after - before >= 0.2, (before, after)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "loss/value" in rows[-1] and "kl" in rows[-1]
