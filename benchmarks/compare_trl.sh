@@ -2,10 +2,11 @@
 # feedbackrl vs TRL: GRPO steps per second on the same freshly built tiny model, the same sizes,
 # the same machine, back to back in one run.
 #
-#   [ROUNDS=3] bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 ...]
+#   [ROUNDS=3] bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 --threads 1 ...]
 #
 # Any flags are passed to both benchmarks/grpo_step.py and benchmarks/trl_grpo_step.py. Each
 # round runs both (alternating which goes first); the last line holds the medians and their ratio.
+# On a small machine shared with other jobs pass --threads 1 (see benchmarks/README.md).
 # TRL is not a dependency of feedbackrl: it lives in its own venv, FEEDBACKRL_TRL_VENV
 # (default /tmp/feedbackrl-trl-venv), made on first use. torch is installed there first and
 # pinned by a constraints file, and so is transformers (the project's version, so that both
