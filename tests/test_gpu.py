@@ -33,6 +33,18 @@ def test_greedy_generation_matches_cpu(tiny_model_dir):
         assert len(s.logprobs) == len(s.completion_ids)
 
 
+class VariedTask(ArithmeticTask):
+    """An untrained model never answers right: all-zero rewards give zero advantages and, with
+    policy = reference, a zero gradient. Rewarding the parity of the first token's id instead gives
+    every group a spread, so a correct step must move the weights."""
+
+    def reward(self):
+        from feedbackrl.rewards.base import RewardResult
+
+        return lambda samples: [RewardResult(float(s.completion_ids[0] % 2) if s.completion_ids else 0.0, {})
+                                for s in samples]
+
+
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
 def test_online_step_on_cuda_updates_the_weights(tiny_model_dir, tmp_path, algo):
     from test_online import small_config  # the shared config helper (pytest puts tests/ on sys.path)
@@ -44,10 +56,11 @@ def test_online_step_on_cuda_updates_the_weights(tiny_model_dir, tmp_path, algo)
     torch.manual_seed(0)
     policy = Policy.load(tiny_model_dir, value_head=algo == "ppo", device="cuda")
     before = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-    trainer = OnlineTrainer(cfg, ArithmeticTask(cfg.arithmetic), policy, tmp_path / "run")
+    trainer = OnlineTrainer(cfg, VariedTask(cfg.arithmetic), policy, tmp_path / "run")
     metrics = trainer.train_step()
     assert all(torch.isfinite(torch.tensor(float(v))) for v in metrics.values() if isinstance(v, (int, float)))
     changed = [k for k, v in policy.state_dict().items() if not torch.equal(v, before[k])]
+    assert metrics["reward/std"] > 0, "the test needs rewards with a spread"
     assert changed, "no parameter moved"
     assert next(policy.parameters()).device.type == "cuda"
 
