@@ -15,7 +15,7 @@ from feedbackrl.tasks.preferences import (
     synthetic_catalog,
     write_preferences_jsonl,
 )
-from feedbackrl.train.reward_model import PreferenceDataError, read_preference_rows, split_by_prompt
+from feedbackrl.train.reward_model import PreferenceDataError, accuracy_by, read_preference_rows, split_by_prompt
 
 
 def test_generation_is_deterministic_and_mixes_both_kinds():
@@ -171,3 +171,17 @@ def test_split_by_prompt_never_shares_a_prompt_and_written_set_reads_back(tmp_pa
     n_prompts = len({r["prompt"] for r in rows})
     assert len({r["prompt"] for r in held_out}) == round(0.25 * n_prompts)
     assert split_by_prompt(rows, 0.25, seed=0) == (train, held_out)
+
+
+def test_accuracy_by_groups_rows_and_leaves_out_rows_without_the_key():
+    rows = [{"kind": "a", "violation": "x"}, {"kind": "a", "violation": None}, {"kind": "b", "violation": "x"}, {"kind": None}]
+    right = [True, False, True, True]
+    assert accuracy_by(rows, right, "kind") == {"a": 0.5, "b": 1.0}
+    assert accuracy_by(rows, right, "violation") == {"x": 1.0}
+
+
+def test_reader_keeps_kind_and_violation_for_the_summary(tmp_path):
+    path = write_preferences_jsonl(generate_preferences(20, seed=0), tmp_path / "prefs.jsonl")
+    rows, _ = read_preference_rows(path)
+    assert {r["kind"] for r in rows} == set(KINDS)
+    assert all(isinstance(r["violation"], str) for r in rows)

@@ -30,5 +30,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{pairs}, {summary['steps']} steps, {summary['wall_seconds']:.0f} s")
         for kind, accuracy in summary["held_out_accuracy_by_kind"].items():
             typer.echo(f"  held-out accuracy [{kind}]: {accuracy:.3f}")
+        if summary["held_out_accuracy_by_violation"]:
+            typer.echo("  by violation: " + ", ".join(f"{v} {a:.2f}" for v, a in summary["held_out_accuracy_by_violation"].items()))
         typer.echo(f"held-out pairwise accuracy {summary['held_out_accuracy']:.3f} (train {summary['train_accuracy']:.3f})")
         typer.echo(f"model: {summary['model_dir']}  summary: {cfg.run_dir / 'summary.json'}")

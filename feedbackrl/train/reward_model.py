@@ -127,9 +127,11 @@ def _check_row(row, where: str) -> dict:
     margin = row.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin)):
         raise PreferenceDataError(f"{where}: field 'margin' must be a finite number, got {margin!r}")
-    # `kind` is optional and only groups the held-out accuracy in the summary.
+    # `kind` and `violation` are optional and only group the held-out accuracy in the summary.
     kind = row.get("kind") if isinstance(row.get("kind"), str) else None
-    return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"], "margin": margin, "kind": kind}
+    violation = row.get("violation") if isinstance(row.get("violation"), str) else None
+    return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"], "margin": margin,
+            "kind": kind, "violation": violation}
 
 
 def read_preference_rows(path: str | Path, skip_bad_rows: bool = False) -> tuple[list[dict], int]:
@@ -278,14 +280,31 @@ def _margins(batch: list[dict], use_margin: bool, device: torch.device) -> torch
 
 
 @torch.no_grad()
+def pairs_ranked_right(model, rows: list[dict], batch_size: int) -> list[bool]:
+    """For each row, in order: does the chosen text score strictly above the rejected one?"""
+    model.eval()
+    right = [False] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: _text_length(rows[i]))  # pad as little as possible
+    for start in range(0, len(order), batch_size * 2):
+        batch = order[start : start + batch_size * 2]
+        r_chosen, r_rejected = _pair_rewards(model, [rows[i] for i in batch])
+        for i, ok in zip(batch, (r_chosen > r_rejected).tolist()):
+            right[i] = ok
+    return right
+
+
 def pairwise_accuracy(model, rows: list[dict], batch_size: int) -> float:
     """Fraction of pairs where the chosen text scores strictly above the rejected one."""
-    model.eval()
-    correct = 0
-    for batch in _batches(rows, batch_size * 2, rng=None):
-        r_chosen, r_rejected = _pair_rewards(model, batch)
-        correct += int((r_chosen > r_rejected).sum())
-    return correct / len(rows)
+    return sum(pairs_ranked_right(model, rows, batch_size)) / len(rows)
+
+
+def accuracy_by(rows: list[dict], right: list[bool], key: str) -> dict[str, float]:
+    """Accuracy within each value of rows[i][key] (rows without one are left out)."""
+    groups: dict[str, list[bool]] = {}
+    for row, ok in zip(rows, right):
+        if row.get(key) is not None:
+            groups.setdefault(row[key], []).append(ok)
+    return {value: sum(oks) / len(oks) for value, oks in sorted(groups.items())}
 
 
 def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -> dict:
@@ -327,11 +346,10 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
                 schedule.step()
                 losses.append(loss.item())
                 progress.update(task, advance=1, loss=losses[-1])
-            by_epoch.append(pairwise_accuracy(model, eval_rows, config.batch_size))
+            right = pairs_ranked_right(model, eval_rows, config.batch_size)
+            by_epoch.append(sum(right) / len(right))
 
     held_out_accuracy = by_epoch[-1]
-    kinds = sorted({r["kind"] for r in eval_rows if r["kind"] is not None})
-    by_kind = {k: pairwise_accuracy(model, [r for r in eval_rows if r["kind"] == k], config.batch_size) for k in kinds}
     train_accuracy = pairwise_accuracy(model, train_rows, config.batch_size)
     last_epoch = losses[-steps_per_epoch:]
     summary = {
@@ -341,7 +359,8 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
         "finetune": config.finetune,
         "held_out_accuracy": held_out_accuracy,
         "train_accuracy": train_accuracy,
-        "held_out_accuracy_by_kind": by_kind,
+        "held_out_accuracy_by_kind": accuracy_by(eval_rows, right, "kind"),
+        "held_out_accuracy_by_violation": accuracy_by(eval_rows, right, "violation"),
         "held_out_accuracy_by_epoch": by_epoch,
         "loss": sum(last_epoch) / len(last_epoch),  # mean over the last epoch's steps
         "steps": len(losses),
