@@ -203,10 +203,3 @@ def test_cli_turns_a_bad_data_file_into_a_user_error(tmp_path):
     result = CliRunner().invoke(app, ["train-rm", str(tmp_path / "rm.yaml")])
     assert isinstance(result.exception, UserError)
     assert str(result.exception) == f"{tmp_path / 'missing.jsonl'}: no such preference file"
-
-
-@pytest.mark.slow
-def test_minilm_reaches_ninety_percent_on_the_generated_set(tmp_path):
-    config = load_config("configs/rm_minilm.yaml", RewardModelConfig, [f"out_dir={tmp_path}"])
-    summary = train_reward_model(config)
-    assert summary["held_out_accuracy"] >= 0.90, summary
