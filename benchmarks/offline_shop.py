@@ -1,10 +1,13 @@
 """Offline RL on the shop, end to end: logs of a randomised logger -> offline training -> true CTR.
 
-1. Historical logs: `sessions` shoppers search with the *training* phrasings of the intents and
-   are shown lists drawn by the Plackett-Luce logging policy over BM25 (temperature 0.5),
-   whose list propensities are recorded; the shopper simulator decides clicks. The sessions
-   become store interactions (`session_interactions`) and then tuples and preference pairs
-   (`feedbackrl.store.convert`), written as Parquet exactly as `feedbackrl logs convert` does.
+1. Historical logs (`feedbackrl.train.shop_logs.write_shop_logs`): `sessions` shoppers search
+   with the *training* phrasings of the intents and are shown lists drawn by the Plackett-Luce
+   logging policy over BM25 (temperature 0.5), whose list propensities are recorded; the
+   shopper simulator decides clicks. The sessions become store interactions and then tuples
+   and preference pairs (`feedbackrl.store.convert`), written as Parquet exactly as
+   `feedbackrl logs convert` does. With `--prompt-candidates N` each prompt carries BM25's top
+   N SKUs for the query after it (`ShopPrompter`, the shop run's `prompt_candidates`): the
+   candidates the logger itself ranked, a feature a live system has at serving time.
 2. Offline training (`feedbackrl.train.offline.train_offline`, no generation, no simulator):
    a tiny model is built, warm-started by behaviour cloning of the logged lists, then
    trained by the chosen method.
@@ -16,6 +19,7 @@
 
     python benchmarks/offline_shop.py                       # AWR, the default
     python benchmarks/offline_shop.py --method dpo --sessions 4000
+    python benchmarks/offline_shop.py --prompt-candidates 0  # the query alone in the prompt
 """
 
 from __future__ import annotations
@@ -30,88 +34,80 @@ import numpy as np
 
 from feedbackrl.config import from_dict
 from feedbackrl.sample import Sample
-from feedbackrl.store.convert import RewardWeights, to_preference_pairs, to_tuples, write_records
 from feedbackrl.tasks.shop import OracleRanker, PlackettLuceLogger, ShopTask, ShopTaskConfig, render_completion
-from feedbackrl.tasks.shop.session_log import session_interactions
-from feedbackrl.tasks.shop.simulator import ShopperSimulator
-from feedbackrl.tasks.shop.traffic import simulate_session
 from feedbackrl.train.offline import OfflineConfig, train_offline
+from feedbackrl.train.shop_calendar import CalendarShopTask, ShopRunConfig
+from feedbackrl.train.shop_logs import LOGGING_TEMPERATURE, write_shop_logs
 
-LOGGING_TEMPERATURE = 0.5
-# The reward of a logged list is its clicks: the figure the experiment reports is CTR.
-CLICKS_ONLY = RewardWeights(click=1.0, add_to_cart=0.0, purchase=0.0)
-
-
-def write_logs(task: ShopTask, sessions: int, out: Path, seed: int) -> dict:
-    """Logging-policy sessions on training phrasings -> tuples.parquet and pairs.parquet in `out`."""
-    world = task.world
-    logger = PlackettLuceLogger(world, LOGGING_TEMPERATURE)
-    simulator = ShopperSimulator(task.config.reward.shoppers)
-    rng = np.random.default_rng(seed)
-    weights = np.asarray([it.traffic for it in world.intents], dtype=np.float64)
-    weights /= weights.sum()
-    records = []
-    for _ in range(sessions):
-        intent = world.intents[int(rng.choice(len(world.intents), p=weights))]
-        query = intent.train_phrasings[int(rng.integers(len(intent.train_phrasings)))]
-        records.append(simulate_session(world, simulator, logger, intent, query, task.day, task.config.k, rng))
-    interactions = list(session_interactions(records, prefix="offline-shop"))
-    out.mkdir(parents=True, exist_ok=True)
-    n_tuples = write_records(out / "tuples.parquet", to_tuples(interactions, CLICKS_ONLY))
-    n_pairs = write_records(out / "pairs.parquet", to_preference_pairs(interactions))
-    return {"sessions": sessions, "tuples": n_tuples, "pairs": n_pairs,
-            "logged_ctr_train_phrasings": float(np.mean([sum(r.clicks) for r in records]))}
+PROMPT_CANDIDATES = 0
 
 
-def seen_prompts(task: ShopTask, per_intent: int = 2) -> list:
+def write_logs(task: CalendarShopTask, sessions: int, out: Path, seed: int, noisy_copies: int = 0) -> dict:
+    """Logging-policy sessions on training phrasings -> tuples.parquet and pairs.parquet in `out`
+    (and tuples_noisy.parquet with `noisy_copies`), prompts written as `task` writes them."""
+    prompter = task.prompter if task.run.prompt_candidates > 0 else None
+    return write_shop_logs(task.shop, sessions, out, seed, LOGGING_TEMPERATURE, prompter=prompter,
+                           noisy_copies=noisy_copies)
+
+
+def seen_prompts(task: CalendarShopTask, per_intent: int = 2) -> list:
     """Prompts of the first training phrasings of each intent: wording that is in the logs."""
-    return [task._prompt(it, q) for it in task.world.intents for q in it.train_phrasings[:per_intent]]
+    return task._render([task.shop._prompt(it, q) for it in task.world.intents for q in it.train_phrasings[:per_intent]])
 
 
-def ranker_ctr(task: ShopTask, ranker, draws: int, seed: int, prompts=None) -> dict[str, float]:
+def ranker_ctr(task: CalendarShopTask, ranker, draws: int, seed: int, prompts=None) -> dict[str, float]:
     """Task metrics of a ranker's lists for every held-out prompt (`draws` lists per prompt)."""
     rng = np.random.default_rng(seed)
     samples = []
     for p in prompts if prompts is not None else task.eval_prompts():
         q = p.reference
         for _ in range(draws):
-            ranked = ranker.rank(q.query, q.segment, q.day, task.config.k, rng)
+            ranked = ranker.rank(q.query, q.segment, q.day, task.shop.config.k, rng)
             samples.append(Sample(prompt=p.text, completion=render_completion(ranked.skus), reference=q))
     return task.evaluate(samples)
 
 
 def offline_config(method: str, data_dir: Path, out_dir: Path, *, epochs: int, warm_start_steps: int,
-                   eval_seed: int, eval_shoppers: int, seed: int) -> OfflineConfig:
-    data = data_dir / ("pairs.parquet" if method in ("dpo", "ipo") else "tuples.parquet")
+                   eval_seed: int, eval_shoppers: int, seed: int, warm_start_source: str = "all",
+                   warm_start_examples: int = 400, temperature: float = 0.5, lr: float = 5e-4) -> OfflineConfig:
+    data = [data_dir / ("pairs.parquet" if method in ("dpo", "ipo") else "tuples.parquet")]
+    if method in ("awr", "rwr") and (data_dir / "tuples_noisy.parquet").exists():
+        data.append(data_dir / "tuples_noisy.parquet")
     return from_dict(OfflineConfig, {
         "name": f"offline-shop-{method}", "out_dir": str(out_dir), "seed": seed, "method": method,
-        "data": [str(data)], "completion_prefix": " ", "task": "shop",
+        "data": [str(d) for d in data], "completion_prefix": " ", "task": "shop",
         "shop": {"eval_seed": eval_seed, "eval_shoppers": eval_shoppers},
         "generation": {"max_new_tokens": 6},
-        "warm_start": {"steps": warm_start_steps, "source": "all", "batch_size": 64, "lr": 3e-3},
-        "weighted": {"temperature": 0.5, "max_weight": 20.0, "normalise": "batch"},
+        "warm_start": {"steps": warm_start_steps, "source": warm_start_source, "batch_size": 64, "lr": 3e-3,
+                       "examples": warm_start_examples},
+        "weighted": {"temperature": temperature, "max_weight": 20.0, "normalise": "batch"},
         "dpo": {"beta": 0.1},
         "opg": {"clip_max": 10.0, "baseline": "prompt_mean"},
-        "optim": {"lr": 5e-4, "max_grad_norm": 1.0},
+        "optim": {"lr": lr, "max_grad_norm": 1.0},
         "epochs": epochs, "batch_size": 64, "progress": False,
     }, "offline_shop")
 
 
 def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_steps: int = 300,
         out_dir: str = "runs/offline_shop", seed: int = 0, eval_seed: int = 4321, eval_shoppers: int = 64,
-        logger_draws: int = 16, log=print) -> dict:
+        logger_draws: int = 16, prompt_candidates: int = PROMPT_CANDIDATES, warm_start_source: str = "all",
+        warm_start_examples: int = 400, temperature: float = 0.5, lr: float = 5e-4, query_noise: float = 0.0,
+        noisy_copies: int = 0, log=print) -> dict:
     t0 = time.perf_counter()
-    task = ShopTask(ShopTaskConfig(eval_seed=eval_seed, eval_shoppers=eval_shoppers))
+    task = CalendarShopTask(ShopTask(ShopTaskConfig(eval_seed=eval_seed, eval_shoppers=eval_shoppers)),
+                            ShopRunConfig(prompt_candidates=prompt_candidates, query_noise=query_noise))
     out = Path(out_dir)
-    logs = write_logs(task, sessions, out / "data", seed)
+    logs = write_logs(task, sessions, out / "data", seed, noisy_copies)
     log(f"logs: {logs['sessions']} sessions on training phrasings -> {logs['tuples']} tuples, {logs['pairs']} pairs "
         f"(logged CTR {logs['logged_ctr_train_phrasings']:.3f})")
     world = task.world
     logger_eval = ranker_ctr(task, PlackettLuceLogger(world, LOGGING_TEMPERATURE), logger_draws, eval_seed)
-    bm25_eval = ranker_ctr(task, task._bm25_ranker(), 1, eval_seed)
+    bm25_eval = ranker_ctr(task, task.shop._bm25_ranker(), 1, eval_seed)
     oracle_eval = ranker_ctr(task, OracleRanker(world), 1, eval_seed)
     cfg = offline_config(method, out / "data", out, epochs=epochs, warm_start_steps=warm_start_steps,
-                         eval_seed=eval_seed, eval_shoppers=eval_shoppers, seed=seed)
+                         eval_seed=eval_seed, eval_shoppers=eval_shoppers, seed=seed,
+                         warm_start_source=warm_start_source, warm_start_examples=warm_start_examples,
+                         temperature=temperature, lr=lr)
     summary = train_offline(cfg, log=log, task=task)
     policy_ctr = summary["eval"]["ctr"]
     # The same measurement on wording the logs contain: how much of the gap is generalisation.
@@ -123,6 +119,9 @@ def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_s
     logger_seen = ranker_ctr(task, PlackettLuceLogger(world, LOGGING_TEMPERATURE), logger_draws, eval_seed, seen)
     result = {
         "method": method, "logs": logs, "held_out_prompts": len(task.eval_prompts()),
+        "settings": {"prompt_candidates": prompt_candidates, "query_noise": query_noise, "noisy_copies": noisy_copies,
+                     "warm_start_source": warm_start_source, "warm_start_steps": warm_start_steps,
+                     "warm_start_examples": warm_start_examples, "epochs": epochs, "temperature": temperature, "lr": lr},
         "ctr": {"logger": logger_eval["ctr"], "bm25": bm25_eval["ctr"], "oracle": oracle_eval["ctr"],
                 "behaviour_cloned": summary["eval_before"]["ctr"], "offline_policy": policy_ctr},
         "ndcg@5": {"logger": logger_eval["ndcg@5"], "bm25": bm25_eval["ndcg@5"],
@@ -148,13 +147,27 @@ def main() -> None:
     ap.add_argument("--out", default="runs/offline_shop")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-seed", type=int, default=4321)
+    ap.add_argument("--warm-start-source", default="all", choices=["all", "best", "task"],
+                    help="imitation before the method: every logged list, each prompt's best, or BM25's lists")
+    ap.add_argument("--warm-start-examples", type=int, default=400, help="imitation pairs drawn with --warm-start-source task")
+    ap.add_argument("--temperature", type=float, default=0.5, help="awr/rwr weight temperature (clicks)")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--query-noise", type=float, default=0.0,
+                    help="share of imitation prompts with a perturbed query (shop.query_noise)")
+    ap.add_argument("--noisy-copies", type=int, default=0,
+                    help="copies of each logged tuple with a perturbed query added to awr/rwr's data")
+    ap.add_argument("--prompt-candidates", type=int, default=PROMPT_CANDIDATES,
+                    help="BM25's top N SKUs written into each prompt (0: the query alone)")
     ap.add_argument("--only-logs", action="store_true", help="write the logs (tuples, pairs) and stop")
     args = ap.parse_args()
     if args.only_logs:
-        task = ShopTask(ShopTaskConfig())
-        print(write_logs(task, args.sessions, Path(args.out) / "data", args.seed))
+        task = CalendarShopTask(ShopTask(ShopTaskConfig()), ShopRunConfig(prompt_candidates=args.prompt_candidates))
+        print(write_logs(task, args.sessions, Path(args.out) / "data", args.seed, args.noisy_copies))
         return
-    r = run(args.method, args.sessions, args.epochs, args.warm_start_steps, args.out, args.seed, args.eval_seed)
+    r = run(args.method, args.sessions, args.epochs, args.warm_start_steps, args.out, args.seed, args.eval_seed,
+            prompt_candidates=args.prompt_candidates, warm_start_source=args.warm_start_source,
+            warm_start_examples=args.warm_start_examples, temperature=args.temperature, lr=args.lr,
+            query_noise=args.query_noise, noisy_copies=args.noisy_copies)
     print(f"\nheld-out phrasings: {r['held_out_prompts']} prompts x 64 shoppers (seed {args.eval_seed})")
     print(f"{'ranker':<28}{'ctr':>8}{'ndcg@5':>9}")
     for name in ("logger", "bm25", "behaviour_cloned", "offline_policy"):

@@ -155,3 +155,35 @@ def scenario_table(payload: dict):
                       f"{o['bm25_ctr']:.2f} -> {o['policy_ctr']:.2f} ({o['policy_ctr'] / max(o['bm25_ctr'], 1e-9):.2f}x; "
                       f"oracle {o['oracle_ctr']:.2f})")
     return table
+
+
+def learning_curve_png(curves: dict[str, dict], references: dict[str, float], title: str,
+                       target: float | None = None) -> str:
+    """Held-out CTR against online interactions. `curves`: name -> {"interactions": [...],
+    "ctr": [...]}; `references`: name -> a constant CTR (dashed); `target`: a dotted level."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.8, 3.8))
+    for name, c in curves.items():
+        ax.plot(c["interactions"], c["ctr"], "-", marker="o", markersize=3, label=name)
+    for (name, value), color in zip(references.items(), ("tab:grey", "tab:brown", "tab:green", "tab:olive")):
+        ax.axhline(value, linestyle="--", linewidth=1, color=color, label=name)
+    if target is not None:
+        ax.axhline(target, linestyle=":", linewidth=1, color="black", label="target")
+    ax.set_xlabel("online interactions (simulated shopper sessions)")
+    ax.set_ylabel("held-out CTR (clicks per search)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _figure_png(fig)
+
+
+def learning_report_html(title: str, curves: dict[str, dict], references: dict[str, float],
+                         headline: Sequence[tuple[str, Any]], target: float | None = None) -> str:
+    """A one-page report: a headline table, then every learning curve on one chart."""
+    style = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
+             "img{max-width:100%;margin:0.5em 0}")
+    fig = _img(learning_curve_png(curves, references, "held-out CTR vs online interactions", target), "learning curves")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+            + _table(["figure", "value"], headline) + fig + "</body></html>")

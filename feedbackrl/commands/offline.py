@@ -1,5 +1,7 @@
 """`feedbackrl train-offline CONFIG [--set key=value ...]`: DPO, IPO, AWR, RWR or off-policy
-gradient on logged data, no generation (see configs/offline_*.yaml and docs/offline.md)."""
+gradient on logged data, no generation (see configs/offline_*.yaml and docs/offline.md).
+`feedbackrl train-offline-online CONFIG`: the shop's logs -> offline training -> online GRPO
+(configs/shop_offline_then_online.yaml)."""
 
 from __future__ import annotations
 
@@ -36,3 +38,21 @@ def register(app: typer.Typer) -> None:
                     was = f"{before[key]:.4f} -> " if before and key in before else ""
                     typer.echo(f"  {key}: {was}{after[key]:.4f}")
         typer.echo(f"policy: {summary['checkpoint']}  summary: {Path(summary['run_dir']) / 'summary.json'}")
+
+    @app.command("train-offline-online")
+    def train_offline_online_command(
+        config: Path = typer.Argument(..., help="YAML config (configs/shop_offline_then_online.yaml)."),
+        set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key: --set online.replay.fraction=0.25"),
+        fresh: bool = typer.Option(False, help="Start over instead of resuming the stages already done."),
+    ) -> None:
+        """Shop logs -> offline training -> online GRPO from the offline policy; writes report.html."""
+        from feedbackrl.config import load_config
+        from feedbackrl.train.offline_then_online import OfflineThenOnlineConfig, run_offline_then_online
+
+        cfg = load_config(config, OfflineThenOnlineConfig, set_ or [])
+        r = run_offline_then_online(cfg, fresh=fresh, log=typer.echo)
+        c, refs = r["curve"], r["reference_ctr"]
+        typer.echo(f"held-out CTR: logger {refs['logger']:.3f}, BM25 {refs['bm25']:.3f}; offline policy {c['ctr'][0]:.3f} "
+                   f"({c['ctr'][0] / refs['logger']:.2f}x the logger); after {c['interactions'][-1]:,} online "
+                   f"sessions {c['ctr'][-1]:.3f}  ({r['wall_seconds']:.0f} s)")
+        typer.echo(f"report: {cfg.run_dir / 'report.html'}  summary: {cfg.run_dir / 'summary.json'}")

@@ -103,6 +103,30 @@ class OptimConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """Logged (prompt, response, reward) tuples mixed into every online step as an off-policy
+    term (feedbackrl/train/replay.py). fraction 0 turns it off and leaves the step unchanged."""
+
+    fraction: float = 0.0  # logged rows per step = round(fraction * batch_size); 0 = off
+    data: list[str] = field(default_factory=list)  # tuples .parquet/.jsonl (`feedbackrl logs convert --to tuples`)
+    completion_prefix: str = " "  # put before every logged response (shop SKUs are ' SKU' tokens)
+    # awr: advantage-weighted log-likelihood, weight min(exp((r - b(x)) / temperature), max_weight);
+    # importance: off-policy REINFORCE, weight min(pi/mu, clip_max) (r - b(x)), needs the propensity.
+    # b(x) is the prompt's mean logged reward.
+    method: Literal["awr", "importance"] = "awr"
+    coef: float = 1.0  # loss = online loss + coef * replay loss
+    temperature: float = 0.5  # awr, in reward units
+    max_weight: float = 20.0  # awr
+    clip_max: float = 10.0  # importance
+
+    def validate(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"fraction: must be in [0, 1], got {self.fraction}")
+        if self.coef < 0 or self.temperature <= 0 or self.max_weight <= 0 or self.clip_max <= 0:
+            raise ValueError("coef: must be >= 0, and temperature, max_weight, clip_max > 0")
+
+
+@dataclass
 class RunConfig:
     """Everything one training run needs. `prompts_per_step` = batch_size / group_size."""
 
@@ -117,6 +141,7 @@ class RunConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     steps: int = 100
     # samples generated per step = prompts x algo.group_size; must be divisible by group_size
     batch_size: int = 128
@@ -139,6 +164,8 @@ class RunConfig:
             )
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"name: must be a plain directory name, got {self.name!r}")
+        if self.replay.fraction > 0 and not self.replay.data:
+            raise ValueError("replay.data: replay.fraction > 0 needs logged tuples to replay")
 
     @property
     def prompts_per_step(self) -> int:

@@ -88,10 +88,14 @@ class OffPolicyOptions:
 class OfflineWarmStart:
     """Imitation before the offline loss. `best`: each prompt's highest-reward logged response
     (the chosen side of pairs); `all`: every logged response, i.e. behaviour cloning of the
-    logging policy, which puts pi near mu so the off-policy gradient's weights are not all ~0."""
+    logging policy, which puts pi near mu so the off-policy gradient's weights are not all ~0;
+    `task`: the task's own imitation pairs (`task.sft_pairs`: on the shop, static search's
+    lists, the logger's mode), which uses no logged interaction at all."""
 
     steps: int = 0  # 0 skips it
-    source: Literal["best", "all"] = "best"
+    source: Literal["best", "all", "task"] = "best"
+    examples: int = 2000  # `task` only: (prompt, completion) pairs drawn from the task
+    save: bool = False  # keep the warm-started policy in <run_dir>/warm_start (a baseline to compare with)
     batch_size: int = 64
     lr: float = 3e-3
     warmup_steps: int = 20
@@ -261,7 +265,11 @@ def _base_model(cfg: OfflineConfig, task, data: PairData | TupleData, run_dir: P
     return out
 
 
-def _warm_start_pairs(cfg: OfflineConfig, data: PairData | TupleData) -> list[tuple[str, str]]:
+def _warm_start_pairs(cfg: OfflineConfig, data: PairData | TupleData, task=None) -> list[tuple[str, str]]:
+    if cfg.warm_start.source == "task":
+        if task is None or not hasattr(task, "sft_pairs"):
+            raise ValueError("warm_start.source: 'task' needs a task with imitation pairs (task: shop or arithmetic)")
+        return task.sft_pairs(cfg.warm_start.examples, random.Random(cfg.seed + 1))
     if isinstance(data, PairData):
         return list(dict.fromkeys(zip(data.prompts, data.chosen)))
     if cfg.warm_start.source == "all":
@@ -318,11 +326,14 @@ def train_offline(cfg: OfflineConfig, *, log: Callable[[str], None] = print, tas
 
     if cfg.warm_start.steps:
         ws = cfg.warm_start
-        pairs = _warm_start_pairs(cfg, data)
+        pairs = _warm_start_pairs(cfg, data, task)
         losses = train_sft(policy, pairs, steps=ws.steps, batch_size=ws.batch_size, lr=ws.lr,
                            warmup_steps=ws.warmup_steps, seed=cfg.seed)
         log(f"warm start ({ws.source}): {ws.steps} steps on {len(pairs)} responses, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
         summary["warm_start_loss"] = losses[-1]
+        if ws.save:
+            policy.save(run_dir / "warm_start")
+            summary["warm_start_policy"] = str(run_dir / "warm_start")
 
     evaluating = cfg.evaluate and task is not None
     if evaluating:

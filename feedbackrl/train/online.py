@@ -26,6 +26,7 @@ from feedbackrl.tasks.base import Prompt, Task
 from feedbackrl.train import checkpoint as ckpt
 from feedbackrl.train.config import RunConfig
 from feedbackrl.train.optim import build_optimizer
+from feedbackrl.train.replay import LoggedReplay
 from feedbackrl.train.run_log import RunLog
 
 
@@ -91,6 +92,8 @@ class OnlineTrainer:
         self.sample_generator = (self.generator if dev.type == "cpu"
                                  else torch.Generator(device=dev).manual_seed(cfg.seed))
         self.task_rng = random.Random(cfg.seed)
+        # logged tuples mixed into every step as an off-policy term (replay.py); None = off
+        self.replay = LoggedReplay(cfg.replay, cfg.batch_size, cfg.seed) if cfg.replay.fraction > 0 else None
         self.step = 0
         self.initial_eval: dict[str, float] | None = None
         self.history: list[dict[str, Any]] = []
@@ -173,11 +176,14 @@ class OnlineTrainer:
         stats: dict[str, list[float]] = {}
         n = len(batch)
         mb = min(algo.minibatch_size, n)
+        # the step's logged rows, shared out over its minibatches (the same rows every epoch)
+        replay_rows = self.replay.draw().tensor_split(-(-n // mb)) if self.replay is not None else None
         for _ in range(algo.epochs):
             order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, mb):
+            for i, start in enumerate(range(0, n, mb)):
                 index = order[start:start + mb].to(batch.input_ids.device)
-                for k, v in self._update(batch.select(index)).items():
+                replay_idx = replay_rows[i] if replay_rows is not None else None
+                for k, v in self._update(batch.select(index), replay_idx).items():
                     stats.setdefault(k, []).append(v)
         self.policy.eval()
         t_end = time.perf_counter()
@@ -186,10 +192,12 @@ class OnlineTrainer:
         metrics["time/update_s"] = t_end - t_update
         metrics["time/step_s"] = t_end - t_start
         metrics["samples_per_s"] = n / max(t_end - t_start, 1e-9)
+        if replay_rows is not None:
+            metrics["replay/rows"] = float(sum(len(r) for r in replay_rows))
         self._audit(roll.samples)
         return metrics
 
-    def _update(self, mb: Batch) -> dict[str, float]:
+    def _update(self, mb: Batch, replay_idx: torch.Tensor | None = None) -> dict[str, float]:
         algo, temp = self.cfg.algo, self.cfg.generation.temperature
         mask = mb.completion_mask * mb.extras["valid"][:, None]
         out = self.policy.token_logprobs(mb, temperature=temp, with_values=self.is_ppo, with_entropy=algo.entropy_coef > 0)
@@ -211,6 +219,10 @@ class OnlineTrainer:
             ent = aggregate(out["entropy"], mask, algo.aggregation)
             loss = loss - algo.entropy_coef * ent
             stats["entropy"] = ent.item()
+        if replay_idx is not None and len(replay_idx):
+            replay_loss, replay_stats = self.replay.loss(self.policy, replay_idx)
+            loss = loss + self.cfg.replay.coef * replay_loss
+            stats.update(replay_stats)
         self.optimizer.zero_grad(set_to_none=True)
         if mask.sum() > 0:
             loss.backward()
@@ -256,6 +268,7 @@ class OnlineTrainer:
             "history": self.history,
             "elapsed": self.elapsed_before_resume + (time.perf_counter() - self._t0),
             "task_state": self.task.state_dict() if hasattr(self.task, "state_dict") else None,
+            **({"replay_rng": self.replay.generator.get_state()} if self.replay is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -270,6 +283,8 @@ class OnlineTrainer:
         self.elapsed_before_resume = state.get("elapsed", 0.0)
         if state.get("task_state") is not None and hasattr(self.task, "load_state_dict"):
             self.task.load_state_dict(state["task_state"])
+        if self.replay is not None and state.get("replay_rng") is not None:
+            self.replay.generator.set_state(state["replay_rng"])
 
     def save(self) -> Path:
         return ckpt.save_checkpoint(self.run_dir, self.step, self.policy, self.state_dict())

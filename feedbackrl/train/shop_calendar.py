@@ -17,7 +17,7 @@ The `shop:` section of a run config is `ShopTaskConfig`'s keys plus those of `Sh
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
 from feedbackrl.sample import Sample
@@ -27,7 +27,7 @@ import numpy as np
 from feedbackrl.tasks.shop.baselines import PlackettLuceLogger
 from feedbackrl.tasks.shop.reward import ShopQuery
 from feedbackrl.tasks.shop.task import ShopTask, ShopTaskConfig
-from feedbackrl.tasks.shop.text_format import parse_ranking, render_completion
+from feedbackrl.tasks.shop.text_format import parse_ranking, render_completion, render_prompt
 from feedbackrl.train.shop_ranking import ShopPrompter
 
 
@@ -66,6 +66,9 @@ class ShopRunConfig:
     # BM25's top N SKUs written into the prompt as retrieval context (see shop_ranking.py);
     # 0 = the query alone. The policy may still write any SKU on sale.
     prompt_candidates: int = 0
+    # Share of training prompts (rollouts and imitation pairs) whose query is perturbed by
+    # `noisy_query`; the rest are the intents' training phrasings as written. 0 = off.
+    query_noise: float = 0.0
     # Queries followed in the demo's table; empty = BUNDLED_SCENARIOS with the bundled data,
     # none with another catalog.
     scenarios: list[Scenario] = field(default_factory=list)
@@ -75,6 +78,21 @@ class ShopRunConfig:
             raise ValueError("steps_per_day: must be >= 0")
         if self.prompt_candidates < 0:
             raise ValueError("prompt_candidates: must be >= 0")
+        if not 0.0 <= self.query_noise <= 1.0:
+            raise ValueError("query_noise: must be in [0, 1]")
+
+
+def noisy_query(query: str, vocabulary: Sequence[str], rng: random.Random, drop: float = 0.3,
+                max_added: int = 2) -> str:
+    """A perturbed wording of `query`: each word dropped with probability `drop`, up to
+    `max_added` words of `vocabulary` added, the order shuffled. With the vocabulary of the
+    training phrasings only, no held-out wording ever appears; with BM25's candidates in the
+    prompt, it teaches a small policy to read the candidates rather than memorise three
+    phrasings per intent."""
+    words = [w for w in query.split() if rng.random() >= drop]
+    words += [rng.choice(vocabulary) for _ in range(rng.randint(0, max_added))]
+    rng.shuffle(words)
+    return " ".join(words) or rng.choice(vocabulary)
 
 
 def shop_configs_from_dict(data: dict[str, Any], source: str = "shop") -> tuple[ShopTaskConfig, ShopRunConfig]:
@@ -125,6 +143,7 @@ class CalendarShopTask:
         self.step = 0
         self.day_evals: list[DayEval] = []
         self.prompter = ShopPrompter(shop.world, self.run.prompt_candidates, shop._bm25_ranker())
+        self._vocabulary: list[str] | None = None
 
     # the Task protocol, delegated
     @property
@@ -155,7 +174,17 @@ class CalendarShopTask:
                        p.metadata) for p in prompts]
 
     def train_prompts(self, n: int, rng: random.Random) -> list[Prompt]:
-        return self._render(self.shop.train_prompts(n, rng))
+        prompts = self.shop.train_prompts(n, rng)
+        if self.run.query_noise > 0:
+            prompts = [self._noisy(p, rng) if rng.random() < self.run.query_noise else p for p in prompts]
+        return self._render(prompts)
+
+    def _noisy(self, prompt: Prompt, rng: random.Random) -> Prompt:
+        if self._vocabulary is None:
+            self._vocabulary = sorted({w for it in self.world.intents for q in it.train_phrasings for w in q.split()})
+        ref = prompt.reference
+        query = noisy_query(ref.query, self._vocabulary, rng)
+        return Prompt(render_prompt(query, ref.segment), replace(ref, query=query), {**prompt.metadata, "query": query})
 
     def eval_prompts(self) -> list[Prompt]:
         return self._render(self.shop.eval_prompts())
@@ -163,7 +192,11 @@ class CalendarShopTask:
     def reward(self):
         return self.shop.reward()
 
-    def constraint(self, tokenizer) -> _TodaysConstraint:
+    def constraint(self, tokenizer, segments: Sequence[str] | None = None):
+        """Today's catalog, following the day; with `segments` (one per generation row, as
+        `ShopTask.constraint` takes them) a constraint for the current day only."""
+        if segments is not None:
+            return self.shop.constraint(tokenizer, segments)
         return _TodaysConstraint(self, tokenizer)
 
     def evaluate(self, samples: Sequence[Sample]) -> dict[str, float]:
@@ -180,7 +213,7 @@ class CalendarShopTask:
 
     def sft_pairs(self, n: int, rng: random.Random) -> list[tuple[str, str]]:
         """`ShopTask.sft_pairs` (imitation of static search) with this task's prompts."""
-        if self.run.prompt_candidates <= 0:
+        if self.run.prompt_candidates <= 0 and self.run.query_noise <= 0:
             return self.shop.sft_pairs(n, rng)
         cfg = self.shop.config
         bm25 = self.shop._bm25_ranker()
