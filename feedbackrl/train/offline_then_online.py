@@ -222,9 +222,9 @@ def _headline(result: dict) -> list[tuple[str, Any]]:
 
 
 def write_learning_report(path: Path, title: str, curves: dict[str, dict], references: dict[str, float],
-                          headline: list[tuple[str, Any]]) -> Path:
+                          headline: list[tuple[str, Any]], target: float | None = None) -> Path:
     from feedbackrl.report import learning_report_html
 
     path = Path(path)
-    path.write_text(learning_report_html(title, curves, references, headline), encoding="utf-8")
+    path.write_text(learning_report_html(title, curves, references, headline, target), encoding="utf-8")
     return path

@@ -10,11 +10,12 @@ segment, day)` writes (`ShopPrompter`: the query with BM25's top candidates afte
 with `shop.prompt_candidates` shows them to the policy).
 
 With `noisy_copies` > 0 a third file, `tuples_noisy.parquet`, holds that many copies of every
-logged tuple whose prompt is re-written with a perturbed wording of the query (`noisy_query`,
-the training runs' `shop.query_noise`): data augmentation for the offline loop. The list and
-its clicks are unchanged, which is sound here because the simulated shopper's clicks depend on
-the intent and the list, not on the words typed. These rows carry no propensity (the logger
-saw the original wording), so only the weighted methods (awr, rwr) can use them.
+logged tuple whose query words are perturbed (`noisy_query`: words dropped, training words
+added, order shuffled) while BM25's candidates stay those the logger ranked: query-word
+dropout, data augmentation for the offline loop that makes a small policy read the candidates
+rather than memorise three phrasings per intent. The list and its clicks are unchanged, which
+is sound here because the simulated shopper's clicks depend on the intent and the list, not on
+the words typed. These rows carry no propensity, so only the weighted methods (awr, rwr) use them.
 """
 
 from __future__ import annotations
@@ -69,8 +70,14 @@ def write_shop_logs(task: ShopTask, sessions: int, out: Path, seed: int,
         vocabulary = sorted({w for it in world.intents for q in it.train_phrasings for w in q.split()})
         write = prompter or (lambda q, segment, _day: render_prompt(q, segment))
         noise_rng = random.Random(seed)
-        noisy = [replace(t, prompt=write(noisy_query(it.query, vocabulary, noise_rng), it.segment, day),
-                         logged_logprob=None)
+
+        def reworded(it) -> str:
+            # the logged prompt with its query words replaced; the candidates after them are kept
+            head = render_prompt(it.query, it.segment).removesuffix("->")
+            tail = write(it.query, it.segment, day)[len(head):]
+            return render_prompt(noisy_query(it.query, vocabulary, noise_rng), it.segment).removesuffix("->") + tail
+
+        noisy = [replace(t, prompt=reworded(it), logged_logprob=None)
                  for it, t in zip(interactions, to_tuples(interactions, weights)) for _ in range(noisy_copies)]
         n_noisy = write_records(out / "tuples_noisy.parquet", noisy)
     return {"sessions": sessions, "tuples": n_tuples, "pairs": n_pairs, "noisy_tuples": n_noisy,
