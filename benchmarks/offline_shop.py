@@ -45,7 +45,7 @@ PROMPT_CANDIDATES = 0
 def write_logs(task: CalendarShopTask, sessions: int, out: Path, seed: int, noisy_copies: int = 0) -> dict:
     """Logging-policy sessions on training phrasings -> tuples.parquet and pairs.parquet in `out`
     (and tuples_noisy.parquet with `noisy_copies`), prompts written as `task` writes them."""
-    prompter = task.prompter if task.run.prompt_candidates > 0 else None
+    prompter = task.prompter if task.prompter.active else None
     return write_shop_logs(task.shop, sessions, out, seed, LOGGING_TEMPERATURE, prompter=prompter,
                            noisy_copies=noisy_copies)
 
@@ -92,10 +92,11 @@ def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_s
         out_dir: str = "runs/offline_shop", seed: int = 0, eval_seed: int = 4321, eval_shoppers: int = 64,
         logger_draws: int = 16, prompt_candidates: int = PROMPT_CANDIDATES, warm_start_source: str = "all",
         warm_start_examples: int = 400, temperature: float = 0.5, lr: float = 5e-4, query_noise: float = 0.0,
-        noisy_copies: int = 0, log=print) -> dict:
+        noisy_copies: int = 0, similar_query: str = "", log=print) -> dict:
     t0 = time.perf_counter()
     task = CalendarShopTask(ShopTask(ShopTaskConfig(eval_seed=eval_seed, eval_shoppers=eval_shoppers)),
-                            ShopRunConfig(prompt_candidates=prompt_candidates, query_noise=query_noise))
+                            ShopRunConfig(prompt_candidates=prompt_candidates, query_noise=query_noise,
+                                          similar_query=similar_query))
     out = Path(out_dir)
     logs = write_logs(task, sessions, out / "data", seed, noisy_copies)
     log(f"logs: {logs['sessions']} sessions on training phrasings -> {logs['tuples']} tuples, {logs['pairs']} pairs "
@@ -119,7 +120,7 @@ def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_s
     logger_seen = ranker_ctr(task, PlackettLuceLogger(world, LOGGING_TEMPERATURE), logger_draws, eval_seed, seen)
     result = {
         "method": method, "logs": logs, "held_out_prompts": len(task.eval_prompts()),
-        "settings": {"prompt_candidates": prompt_candidates, "query_noise": query_noise, "noisy_copies": noisy_copies,
+        "settings": {"prompt_candidates": prompt_candidates, "similar_query": similar_query, "query_noise": query_noise, "noisy_copies": noisy_copies,
                      "warm_start_source": warm_start_source, "warm_start_steps": warm_start_steps,
                      "warm_start_examples": warm_start_examples, "epochs": epochs, "temperature": temperature, "lr": lr},
         "ctr": {"logger": logger_eval["ctr"], "bm25": bm25_eval["ctr"], "oracle": oracle_eval["ctr"],
@@ -158,16 +159,19 @@ def main() -> None:
                     help="copies of each logged tuple with a perturbed query added to awr/rwr's data")
     ap.add_argument("--prompt-candidates", type=int, default=PROMPT_CANDIDATES,
                     help="BM25's top N SKUs written into each prompt (0: the query alone)")
+    ap.add_argument("--similar-query", default="",
+                    help="write the nearest other logged query into each prompt: minilm or an encoder dir (shop.similar_query)")
     ap.add_argument("--only-logs", action="store_true", help="write the logs (tuples, pairs) and stop")
     args = ap.parse_args()
     if args.only_logs:
-        task = CalendarShopTask(ShopTask(ShopTaskConfig()), ShopRunConfig(prompt_candidates=args.prompt_candidates))
+        task = CalendarShopTask(ShopTask(ShopTaskConfig()), ShopRunConfig(prompt_candidates=args.prompt_candidates,
+                                                                           similar_query=args.similar_query))
         print(write_logs(task, args.sessions, Path(args.out) / "data", args.seed, args.noisy_copies))
         return
     r = run(args.method, args.sessions, args.epochs, args.warm_start_steps, args.out, args.seed, args.eval_seed,
             prompt_candidates=args.prompt_candidates, warm_start_source=args.warm_start_source,
             warm_start_examples=args.warm_start_examples, temperature=args.temperature, lr=args.lr,
-            query_noise=args.query_noise, noisy_copies=args.noisy_copies)
+            query_noise=args.query_noise, noisy_copies=args.noisy_copies, similar_query=args.similar_query)
     print(f"\nheld-out phrasings: {r['held_out_prompts']} prompts x 64 shoppers (seed {args.eval_seed})")
     print(f"{'ranker':<28}{'ctr':>8}{'ndcg@5':>9}")
     for name in ("logger", "bm25", "behaviour_cloned", "offline_policy"):

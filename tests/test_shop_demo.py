@@ -178,3 +178,52 @@ def test_shop_simulate_takes_a_run_or_checkpoint_directory(tiny_run, capsys, tmp
     assert report["overall"]["sessions"] == 30
     code, _, err = _cli(capsys, "shop", "simulate", "--policy", str(tmp_path), "--days", "1")
     assert code == 2 and "neither a model" in err
+
+
+def test_a_launched_item_starts_from_its_nearest_older_product(tmp_path):
+    """new_item_init: neighbour copies the Fold6's token row from the most similar older foldable,
+    once, on its launch day; the choice survives a resume; 'none' leaves the weights alone."""
+    import torch
+
+    from feedbackrl.config import ConfigError
+    from feedbackrl.policy.model import Policy
+    from feedbackrl.policy.tiny import TinyModelConfig, build_tiny_model
+    from feedbackrl.tasks.shop.constraint import sku_token_ids
+
+    task = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, new_item_init="neighbour"))
+    world = task.world
+    path = build_tiny_model(tmp_path / "m", task.corpus(), task.extra_tokens(),
+                            TinyModelConfig(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2))
+    policy = Policy.load(path)
+    emb = policy.model.get_input_embeddings().weight
+    ids = sku_token_ids(policy.tokenizer, world.catalog.skus)
+    before = emb.detach().clone()
+    task.on_train_step(3)  # day 2: nothing has launched
+    assert task.prepare_policy(policy) == []
+    assert torch.equal(emb, before)
+    task.on_train_step(4)  # day 3: the Fold6 (two storage sizes) launches
+    done = dict(task.prepare_policy(policy))
+    assert set(done) == {"SM-F956-256", "SM-F956-512"}
+    older = {p.sku for p in world.catalog.products if p.category == "foldable" and p.launch_day == 0}
+    assert set(done.values()) <= older
+    for new, old in done.items():
+        assert torch.equal(emb[ids[new]], emb[ids[old]])
+    # the output layer is tied: the new item's logit now equals its neighbour's
+    logits = policy.model(torch.tensor([[policy.tokenizer.bos_token_id]])).logits[0, -1]
+    assert torch.allclose(logits[ids["SM-F956-256"]], logits[ids[done["SM-F956-256"]]])
+    changed = (emb != before).any(dim=1).nonzero().flatten().tolist()
+    assert sorted(changed) == sorted(ids[s] for s in done)
+    # once only: training moves the row, a later step does not copy it again
+    with torch.no_grad():
+        emb[ids["SM-F956-256"]] += 1.0
+    task.on_train_step(5)
+    assert task.prepare_policy(policy) == []
+    state = task.state_dict()
+    fresh = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, new_item_init="neighbour"))
+    fresh.load_state_dict(state)
+    assert fresh.initialised == task.initialised and fresh.prepare_policy(policy) == []
+    off = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1))
+    off.on_train_step(10)
+    assert off.prepare_policy(policy) == []
+    with pytest.raises(ConfigError, match="new_item_init: expected 'none' or 'neighbour'"):
+        shop_configs_from_dict({"new_item_init": "random"})

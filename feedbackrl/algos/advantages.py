@@ -95,3 +95,50 @@ def expand_to_tokens(seq_values: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     if not seq_values.is_floating_point():
         seq_values = seq_values.to(torch.get_default_dtype())
     return seq_values[:, None] * mask.to(seq_values.dtype)
+
+
+def group_reward_to_go_advantages(token_rewards: torch.Tensor, mask: torch.Tensor, group_size: int,
+                                  scale: str = "group", eps: float = 1e-6) -> torch.Tensor:
+    """GRPO with per-token credit: rewards-to-go against a per-position group baseline.
+
+    token_rewards, mask: [N, T], contiguous groups of `group_size`; a reward sits on the token
+    that earned it (e.g. the token that completes a list's item carries that item's clicks).
+    G_t = sum of the sample's rewards from token t on (0 past its end). A token's advantage is
+    G_t minus the mean of G_t over its group (every member at the same position t, zeros
+    included). The choice at t cannot change the rewards before t, so only what is ahead is
+    credited (REINFORCE with causality); the baseline is a function of the position and the
+    group, like GRPO's (which also includes the sample itself). At t = 0, G_0 is the sequence
+    reward and the advantage is exactly `group_advantages` of the sequence rewards.
+    scale: "group" divides by the std of the group's sequence rewards (as GRPO), "batch" by that
+    of all sequence rewards, "none" not at all; a group whose G_t are all equal at every
+    position gets exactly 0, and so does any group whose sequence rewards have std 0 when scaled.
+    Returns [N, T], 0 on padding.
+    """
+    if group_size < 1 or token_rewards.shape[0] % group_size:
+        raise ValueError(f"{token_rewards.shape[0]} rows do not split into groups of {group_size}")
+    if not token_rewards.is_floating_point():
+        token_rewards = token_rewards.to(torch.get_default_dtype())
+    m = mask.to(token_rewards.dtype)
+    r = token_rewards * m
+    to_go = r.flip(-1).cumsum(-1).flip(-1) * m  # [N, T]
+    n, t = to_go.shape
+    grouped = to_go.reshape(-1, group_size, t)
+    gmask = m.reshape(-1, group_size, t)
+    centred = (grouped - grouped.mean(dim=1, keepdim=True)) * gmask
+    total = grouped[:, :, 0]  # G_0: each sample's sequence reward, [groups, G]
+    if scale == "none":
+        out = centred
+    elif scale == "group":
+        std = total.std(dim=1) if group_size > 1 else torch.zeros_like(total[:, 0])
+        out = _safe_divide(centred, std[:, None, None], eps)
+    elif scale == "batch":
+        std = total.std() if total.numel() > 1 else total.new_zeros(())
+        out = _safe_divide(centred, std.reshape(1, 1, 1), eps)
+    else:
+        raise ValueError(f"unknown scale {scale!r}: use 'group', 'batch' or 'none'")
+    # a group with nothing to tell apart: exactly 0, never rounding noise blown up
+    flat = grouped.masked_fill(gmask == 0, float("nan"))
+    first = flat[:, :1]
+    same = ((flat == first) | (flat.isnan() & first.isnan())).all(dim=2).all(dim=1)
+    out = torch.where(same[:, None, None], torch.zeros_like(out), out)
+    return (out * gmask).reshape(n, t)

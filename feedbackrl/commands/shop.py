@@ -44,14 +44,15 @@ def _checkpoint_dir(policy: str) -> Path | None:
     return latest
 
 
-def _prompt_candidates(checkpoint: Path) -> int:
-    """How the checkpoint's run wrote prompts (shop.prompt_candidates in runs/<name>/config.json);
-    0 for a model directory outside a run."""
+def _prompt_settings(checkpoint: Path) -> dict:
+    """How the checkpoint's run wrote prompts (shop.prompt_candidates and shop.similar_query in
+    runs/<name>/config.json); the query alone for a model directory outside a run."""
     run_config = checkpoint.parent.parent / "config.json" if checkpoint.parent.name == "checkpoints" else None
     if run_config is None or not run_config.exists():
-        return 0
+        return {"candidates": 0, "similar_query": ""}
     shop = json.loads(run_config.read_text(encoding="utf-8")).get("shop") or {}
-    return int(shop.get("prompt_candidates", 0))
+    return {"candidates": int(shop.get("prompt_candidates", 0) or 0),
+            "similar_query": str(shop.get("similar_query", "") or "")}
 
 
 def resolve_ranker(policy: str, world, cfg):
@@ -68,7 +69,7 @@ def resolve_ranker(policy: str, world, cfg):
     if checkpoint is not None:
         from feedbackrl.train.shop_ranking import PolicyRanker
 
-        return PolicyRanker(checkpoint, world, name=policy, candidates=_prompt_candidates(checkpoint))
+        return PolicyRanker(checkpoint, world, name=policy, **_prompt_settings(checkpoint))
     if ":" in policy and not policy.startswith("pl-bm25"):
         module_name, _, attr = policy.partition(":")
         try:

@@ -60,6 +60,10 @@ class AlgoConfig:
     aggregation: Literal["seq_mean", "token_mean"] = "seq_mean"
     # GRPO: divide (r - group mean) by the group std, the batch std, or nothing (Dr. GRPO)
     advantage_scale: Literal["group", "batch", "none"] = "group"
+    # "sequence": the whole score credits every token; "reward_to_go": a reward that says which
+    # part of the completion earned what (details["spans"], e.g. the shop's per-item clicks)
+    # credits each token with what is earned from it on (feedbackrl/train/credit.py)
+    credit: Literal["sequence", "reward_to_go"] = "sequence"
     kl_coef: float = 0.0  # beta; 0 loads no reference model
     kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     kl_in: Literal["loss", "reward"] = "loss"  # PPO classic puts it in the per-token reward

@@ -169,7 +169,7 @@ def run_offline_then_online(cfg: OfflineThenOnlineConfig, *, fresh: bool = False
     # 1. logs
     if not (logs_dir / DONE).exists():
         # the logged prompts are written as the online task writes them (retrieval context included)
-        prompter = task.prompter if task.run.prompt_candidates > 0 else None
+        prompter = task.prompter if task.prompter.active else None
         logs = write_shop_logs(task.shop, cfg.logs.sessions, logs_dir, cfg.logs.seed, cfg.logs.logging_temperature,
                                prompter=prompter, noisy_copies=cfg.logs.noisy_copies)
         (logs_dir / "logs.json").write_text(json.dumps(logs, indent=2))

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from feedbackrl.algos.advantages import expand_to_tokens, gae, group_advantages
+from feedbackrl.algos.advantages import expand_to_tokens, gae, group_advantages, group_reward_to_go_advantages
 from feedbackrl.algos.kl import kl_divergence
 from feedbackrl.algos.masked import aggregate, masked_mean, masked_whiten
 from feedbackrl.algos.policy_loss import clipped_surrogate_loss, clipped_value_loss
@@ -25,6 +25,7 @@ from feedbackrl.sample import Sample
 from feedbackrl.tasks.base import Prompt, Task
 from feedbackrl.train import checkpoint as ckpt
 from feedbackrl.train.config import RunConfig
+from feedbackrl.train.credit import token_reward_tensor
 from feedbackrl.train.optim import build_optimizer
 from feedbackrl.train.replay import LoggedReplay
 from feedbackrl.train.run_log import RunLog
@@ -118,15 +119,24 @@ class OnlineTrainer:
     def _advantages(self, roll: Rollout, ref_logprobs: torch.Tensor | None) -> dict[str, torch.Tensor]:
         algo, batch = self.cfg.algo, roll.batch
         mask = batch.completion_mask * roll.valid[:, None]
+        per_token = None
+        if algo.credit == "reward_to_go":
+            per_token = token_reward_tensor(roll.samples, self.policy.decode, roll.rewards.detach().cpu().to(torch.float32),
+                                            mask.shape[1]).to(device=mask.device, dtype=mask.dtype)
         if not self.is_ppo:
+            if per_token is not None:
+                return {"advantages": group_reward_to_go_advantages(per_token, mask, algo.group_size, scale=algo.advantage_scale)}
             adv = group_advantages(roll.rewards, algo.group_size, scale=algo.advantage_scale)
             return {"advantages": expand_to_tokens(adv, mask)}
         with torch.no_grad():
             values = self.policy.token_logprobs(batch, with_values=True)["values"] * mask
         # the sequence reward arrives on the last completion token
         lengths = batch.completion_mask.sum(-1).long().clamp_min(1)
-        token_rewards = torch.zeros_like(mask)
-        token_rewards[torch.arange(len(lengths), device=mask.device), lengths - 1] = roll.rewards
+        if per_token is not None:
+            token_rewards = per_token * batch.completion_mask
+        else:
+            token_rewards = torch.zeros_like(mask)
+            token_rewards[torch.arange(len(lengths), device=mask.device), lengths - 1] = roll.rewards
         if ref_logprobs is not None and algo.kl_in == "reward":
             token_rewards = token_rewards - algo.kl_coef * kl_divergence(batch.old_logprobs, ref_logprobs, algo.kl_estimator)
         adv, returns = gae(token_rewards * mask, values, mask, algo.gamma, algo.lam)
@@ -139,6 +149,9 @@ class OnlineTrainer:
         on_step = getattr(self.task, "on_train_step", None)
         if callable(on_step):
             on_step(self.step + 1)
+        prepare = getattr(self.task, "prepare_policy", None)  # e.g. the shop's new-item start
+        if callable(prepare):
+            prepare(self.policy)
         prompts = self.task.train_prompts(self.cfg.prompts_per_step, self.task_rng)
         samples = generate_rollout(self.policy, self.task, prompts, self.cfg, self.sample_generator,
                                    self._constraint())

