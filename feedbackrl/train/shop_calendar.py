@@ -76,9 +76,9 @@ class ShopRunConfig:
     similar_query: str = ""
     # A product launched mid-run has a SKU token the policy never learnt (imitation even pushed
     # it down). "neighbour": on its launch day its token embedding (and output row) starts as
-    # that of the most similar product on sale before (BM25 of its title over the same
-    # category's titles and descriptions), so sampling tries it where it tries its neighbour;
-    # "none": leave the weights as they are.
+    # that of the most similar older product of its category (BM25 of its title and
+    # description over theirs; ties to the newest release), so sampling tries it where it
+    # tries its neighbour (the Fold6 starts as the Fold5); "none": leave the weights alone.
     new_item_init: str = "none"
     # Queries followed in the demo's table; empty = BUNDLED_SCENARIOS with the bundled data,
     # none with another catalog.
@@ -201,9 +201,11 @@ class CalendarShopTask:
             if not older:
                 self.initialised[p.sku] = ""
                 continue
-            scores = bm25.scores(p.title)
+            scores = bm25.scores(p.text)
             index = {q.sku: i for i, q in enumerate(world.catalog.products)}
-            neighbour = max(older, key=lambda q: (scores[index[q.sku]], -index[q.sku]))
+            # ties (same title words) go to the newest release, then to catalog order
+            neighbour = max(older, key=lambda q: (round(float(scores[index[q.sku]]), 6),
+                                                  _release_year(q), -index[q.sku]))
             ids = sku_token_ids(policy.tokenizer, [p.sku, neighbour.sku])
             if ids is not None:
                 copy_token_rows(policy.model, ids[neighbour.sku], ids[p.sku])
@@ -287,6 +289,11 @@ class CalendarShopTask:
         self.shop.set_day(state["day"])
         self.day_evals = [DayEval(*e) for e in state["day_evals"]]
         self.initialised = dict(state.get("initialised", {}))
+
+
+def _release_year(product) -> float:
+    year = (getattr(product, "attributes", None) or {}).get("release_year")
+    return float(year) if isinstance(year, (int, float)) else float("-inf")
 
 
 def copy_token_rows(model, source: int, target: int) -> None:
