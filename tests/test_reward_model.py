@@ -182,6 +182,10 @@ def test_recipe_reads_parquet_and_a_separate_held_out_file(tiny_backbone, tmp_pa
         ("finetune=half", "finetune: must be one of"),
         ("batch_size=0", "batch_size: must be >= 1"),
         ("name=a/b", "name: must be a non-empty directory name"),
+        ("lm_coef=-0.5", "lm_coef: must be >= 0"),
+        ("lm_completion_coef=-1", "lm_completion_coef: must be >= 0"),
+        ("generated_arithmetic_fraction=1.5", "generated_arithmetic_fraction: must be in [0, 1]"),
+        ("generated_max_operand=0", "generated_max_operand: must be >= 1"),
     ],
 )
 def test_bad_config_values_are_one_line_errors(override, message):
@@ -203,3 +207,55 @@ def test_cli_turns_a_bad_data_file_into_a_user_error(tmp_path):
     result = CliRunner().invoke(app, ["train-rm", str(tmp_path / "rm.yaml")])
     assert isinstance(result.exception, UserError)
     assert str(result.exception) == f"{tmp_path / 'missing.jsonl'}: no such preference file"
+
+
+def test_next_token_loss_by_hand():
+    """Vocabulary of 2, embeddings e0 = (1, 0), e1 = (0, 1): a hidden state h gives logits (h0, h1)."""
+    from types import SimpleNamespace
+
+    from feedbackrl.train.reward_model import next_token_loss
+
+    embeddings = torch.nn.Embedding(2, 2)
+    embeddings.weight.data = torch.eye(2)
+    backbone = SimpleNamespace(get_input_embeddings=lambda: embeddings)
+    hidden = torch.tensor([[[2.0, 0.0], [0.0, 0.0], [9.0, 9.0]]])  # [B=1, T=3, H=2]
+    input_ids = torch.tensor([[1, 0, 1]])
+    # Targets t=1 (token 0, predicted from h0: p = e^2 / (e^2 + 1)) and t=2 (token 1, from h1: p = 1/2).
+    loss = next_token_loss(backbone, hidden, input_ids, torch.tensor([[1, 1, 1]]))
+    assert float(loss) == pytest.approx((math.log(1 + math.exp(-2.0)) + math.log(2)) / 2, rel=1e-6)
+    # Left padding at t=0: the first real token (t=1) has nothing real before it to predict it.
+    left_padded = next_token_loss(backbone, hidden, input_ids, torch.tensor([[0, 1, 1]]))
+    assert float(left_padded) == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_completion_mask_and_masked_next_token_loss():
+    """last_tokens_mask marks each row's last k real tokens whatever the padding side, and a
+    target mask keeps only the targets it marks."""
+    from types import SimpleNamespace
+
+    from feedbackrl.train.reward_model import last_tokens_mask, next_token_loss
+
+    mask = last_tokens_mask(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 0, 0]]), [2, 1])
+    assert mask.tolist() == [[0, 0, 0, 1, 1], [0, 0, 1, 0, 0]]
+
+    embeddings = torch.nn.Embedding(2, 2)
+    embeddings.weight.data = torch.eye(2)
+    backbone = SimpleNamespace(get_input_embeddings=lambda: embeddings)
+    hidden = torch.tensor([[[2.0, 0.0], [0.0, 0.0], [9.0, 9.0]]])
+    input_ids = torch.tensor([[1, 0, 1]])
+    # only the last token is a target: predicted from h1 = (0, 0), p = 1/2
+    loss = next_token_loss(backbone, hidden, input_ids, torch.tensor([[1, 1, 1]]), torch.tensor([[0, 0, 1]]))
+    assert float(loss) == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_completion_token_counts_match_the_tiny_tokenizer(tiny_backbone):
+    from transformers import AutoTokenizer
+
+    from feedbackrl.train.reward_model import completion_token_counts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    rows = [{"prompt": "Question: is this good?\nAnswer:", "chosen": " yes"}, {"prompt": "Q: 7 * 8?\nA:", "chosen": " 56"}]
+    counts = completion_token_counts(tokenizer, rows)
+    assert counts[1] == 3  # " ", "5", "6": digits are single tokens
+    for row, count in zip(rows, counts):
+        assert tokenizer.convert_tokens_to_string(tokenizer.tokenize(row["prompt"] + row["chosen"])[-count:]) == row["chosen"]

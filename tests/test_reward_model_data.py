@@ -185,3 +185,36 @@ def test_reader_keeps_kind_and_violation_for_the_summary(tmp_path):
     rows, _ = read_preference_rows(path)
     assert {r["kind"] for r in rows} == set(KINDS)
     assert all(isinstance(r["violation"], str) for r in rows)
+
+
+def test_arithmetic_difficulty_and_mix_are_generator_parameters():
+    pairs = generate_preferences(400, seed=0, arithmetic_fraction=0.75, max_operand=4)
+    arithmetic = [p for p in pairs if p.kind == "arithmetic"]
+    assert 260 < len(arithmetic) < 340
+    for pair in arithmetic:
+        assert all(1 <= int(n) <= 4 for n in re.findall(r"\d+", pair.prompt))
+        assert int(pair.chosen) == _solve(pair.prompt) != int(pair.rejected)
+    assert all(p.kind == "arithmetic" for p in generate_preferences(50, seed=0, arithmetic_fraction=1.0))
+    with pytest.raises(ValueError, match="max_operand"):
+        generate_preferences(10, max_operand=0)
+
+
+def test_unknown_skus_are_decoys_that_tokenize_like_catalog_skus():
+    """An unknown SKU must not be told apart by its form: it comes from a fixed set of decoys,
+    well-formed, never in the catalog, and whole tokens of the tiny tokenizer like real SKUs."""
+    from feedbackrl.policy.tiny import train_tokenizer
+    from feedbackrl.tasks.preferences import catalog_skus, decoy_skus, sku_vocabulary
+
+    catalog, decoys = set(catalog_skus(0)), decoy_skus(0)
+    assert len(decoys) == len(set(decoys)) == len(catalog) and not catalog & set(decoys)
+    assert all(re.fullmatch(r"[A-Z]{3}-\d{3}", sku) for sku in decoys)
+    pairs = generate_preferences(600, seed=0)
+    unknown = [p for p in pairs if p.violation == "unknown_sku"]
+    assert unknown and all(set(re.findall(r"[A-Z]{3}-\d{3}", p.rejected)) - catalog <= set(decoys) for p in unknown)
+    tokenizer = train_tokenizer([p.prompt + p.chosen for p in pairs], sku_vocabulary(0), vocab_size=512)
+    for pair in unknown:
+        chosen, rejected = (tokenizer.tokenize(pair.prompt + c) for c in (pair.chosen, pair.rejected))
+        skus = [t for t in rejected if re.fullmatch(r" ?[A-Z]{3}-\d{3}", t)]
+        assert sum(t in (" " + s for s in decoys) for t in skus) == 1
+        # the same number of SKU tokens as the chosen text: nothing splits
+        assert len(skus) == len([t for t in chosen if re.fullmatch(r" ?[A-Z]{3}-\d{3}", t)])

@@ -101,9 +101,14 @@ class ScalarRewardModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
         """input_ids, attention_mask: [B, T] -> scores [B]."""
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
-        pooled = pool_hidden_states(out.last_hidden_state, attention_mask, self.pooling)
-        return self.head(pooled).squeeze(-1)
+        return self.scores_and_hidden(input_ids, attention_mask, **extra)[0]
+
+    def scores_and_hidden(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores [B], last hidden states [B, T, H]): the states feed an auxiliary loss in training."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return self.head(pool_hidden_states(hidden, attention_mask, self.pooling)).squeeze(-1), hidden
 
     def score_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Scores [len(texts)] for whole texts (prompt and completion already joined)."""

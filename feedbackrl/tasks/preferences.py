@@ -50,6 +50,10 @@ WORD_PROBLEMS = {
         "There are {a} rows of {b} {thing}. How many {thing} are there?",
     ),
 }
+# Bare phrasings of the same fact. Held-out pairs are split by prompt, so a held-out "What is
+# 7 * 8?" is never seen in training; with several phrasings its fact still is (as "7 * 8 = ?",
+# or a word problem), which is what a reward model that knows the fact can use.
+BARE_TEMPLATES = ("What is {a} {op} {b}?", "{a} {op} {b} = ?", "Compute {a} {op} {b}.", "Calculate {a} {op} {b}.")
 NAMES = ("Ana", "Ben", "Chen", "Dana", "Eli", "Farah", "Gus", "Hana")
 THINGS = ("apples", "pencils", "stickers", "marbles", "cookies", "stamps")
 
@@ -81,8 +85,27 @@ def synthetic_catalog(seed: int = 0) -> list[CatalogItem]:
 
 
 def catalog_skus(seed: int = 0) -> list[str]:
-    """Every SKU string, e.g. to add them to a tokenizer as whole tokens."""
+    """Every SKU string of the catalog."""
     return [item.sku for item in synthetic_catalog(seed)]
+
+
+def decoy_skus(seed: int = 0) -> list[str]:
+    """SKUS_PER_CATEGORY well-formed SKUs per category that are *not* in the catalog: the
+    `unknown_sku` violation draws from them. A tokenizer that makes SKUs whole tokens must get
+    these too (`sku_vocabulary`), or an unknown SKU would give itself away by splitting into
+    pieces while every real one is a single token."""
+    known = set(catalog_skus(seed))
+    rng = random.Random(seed + 1_000_003)  # its own stream: the catalog stays what it was
+    decoys = []
+    for _, prefix, _, _ in CATEGORIES:
+        numbers = [n for n in range(100, 1000) if f"{prefix}-{n}" not in known]
+        decoys += [f"{prefix}-{n}" for n in rng.sample(numbers, SKUS_PER_CATEGORY)]
+    return decoys
+
+
+def sku_vocabulary(seed: int = 0) -> list[str]:
+    """Catalog and decoy SKUs, to add to a tokenizer as whole tokens."""
+    return catalog_skus(seed) + decoy_skus(seed)
 
 
 # --- arithmetic -------------------------------------------------------------------------
@@ -110,14 +133,15 @@ def _wrong_answer(op: str, a: int, b: int, rng: random.Random) -> tuple[int, str
 
 
 def arithmetic_pair(rng: random.Random, max_operand: int = 9) -> PreferencePair:
-    """Operands in 1..max_operand. The default, single digits, keeps the number of distinct
-    facts small (about 240) so that a reward model trained for minutes can learn them."""
+    """Operands in 1..max_operand: the difficulty. The default, single digits, keeps the number
+    of distinct facts small (81 sums, 45 differences, 81 products) so that a tiny reward model
+    trained for minutes can learn them; the wrong answers stay just as plausible at any size."""
     op = rng.choice("+-*")
     a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
     if op == "-" and b > a:  # word problems never take away more than there is
         a, b = b, a
     if rng.random() < 0.5:
-        question = f"What is {a} {op} {b}?"
+        question = rng.choice(BARE_TEMPLATES).format(a=a, op=op, b=b)
     else:
         question = rng.choice(WORD_PROBLEMS[op]).format(name=rng.choice(NAMES), thing=rng.choice(THINGS), a=a, b=b)
     wrong, violation = _wrong_answer(op, a, b, rng)
@@ -132,14 +156,20 @@ def _format_list(items: list[CatalogItem]) -> str:
 
 
 def product_list_pair(
-    rng: random.Random, catalog: list[CatalogItem], list_size: int = 3, shown: int = 6
+    rng: random.Random,
+    catalog: list[CatalogItem],
+    list_size: int = 3,
+    shown: int = 6,
+    decoys: list[str] | None = None,
 ) -> PreferencePair:
-    """A shopper request, the retrieved catalog slice, a valid list and a list with one flaw."""
+    """A shopper request, the retrieved catalog slice, a valid list and a list with one flaw.
+    An unknown SKU is one of `decoys` with the asked category's prefix when given (see
+    `decoy_skus`), otherwise any well-formed number that is not in the catalog."""
     by_category: dict[str, list[CatalogItem]] = {}
     for item in catalog:
         by_category.setdefault(item.category, []).append(item)
     while True:
-        category, prefix, noun, _ = rng.choice(CATEGORIES)
+        category, prefix, noun, (low, _) = rng.choice(CATEGORIES)
         # The slice shows mostly the asked category plus one item of another, as retrieval would.
         own = rng.sample(by_category[category], shown - 1)
         other_category = rng.choice([c for c in by_category if c != category])
@@ -165,10 +195,15 @@ def product_list_pair(
         rejected[slot] = rejected[(slot + rng.randrange(1, list_size)) % list_size]
     elif violation == "unknown_sku":
         known = {item.sku for item in catalog}
-        number = rng.randrange(100, 1000)
-        while f"{prefix}-{number}" in known:
+        if decoys:
+            sku = rng.choice([d for d in decoys if d.startswith(prefix + "-") and d not in known])
+        else:
             number = rng.randrange(100, 1000)
-        rejected[slot] = CatalogItem(f"{prefix}-{number}", category, rng.randint(1, budget))
+            while f"{prefix}-{number}" in known:
+                number = rng.randrange(100, 1000)
+            sku = f"{prefix}-{number}"
+        # priced like a valid item of the category, so neither the price nor its length tells
+        rejected[slot] = CatalogItem(sku, category, rng.randint(low, budget))
     elif violation == "over_budget":
         rejected[slot] = rng.choice(over)
     else:
@@ -187,15 +222,21 @@ def product_list_pair(
 def generate_preferences(
     n: int, seed: int = 0, arithmetic_fraction: float = 0.5, max_operand: int = 9
 ) -> list[PreferencePair]:
-    """`n` pairs, about `arithmetic_fraction` of them arithmetic, the same for the same seed."""
+    """`n` pairs, about `arithmetic_fraction` of them arithmetic, the same for the same seed.
+    `max_operand` sets the arithmetic difficulty (operands 1..max_operand)."""
+    if not 0.0 <= arithmetic_fraction <= 1.0:
+        raise ValueError("arithmetic_fraction: must be in [0, 1]")
+    if max_operand < 1:
+        raise ValueError("max_operand: must be >= 1")
     rng = random.Random(seed)
     catalog = synthetic_catalog(seed)
+    decoys = decoy_skus(seed)
     pairs = []
     for _ in range(n):
         if rng.random() < arithmetic_fraction:
             pairs.append(arithmetic_pair(rng, max_operand))
         else:
-            pairs.append(product_list_pair(rng, catalog))
+            pairs.append(product_list_pair(rng, catalog, decoys=decoys))
     return pairs
 
 

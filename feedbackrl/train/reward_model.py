@@ -47,6 +47,10 @@ class RewardModelConfig:
     # "generated" = the project's preference set; otherwise a .jsonl or .parquet file.
     data: str = "generated"
     generated_pairs: int = 2000
+    # The generated set's mix and arithmetic difficulty (`tasks/preferences.py`): the share of
+    # arithmetic pairs and their operand range 1..generated_max_operand.
+    generated_arithmetic_fraction: float = 0.5
+    generated_max_operand: int = 9
     eval_data: str | None = None  # a separate held-out file; when unset, eval_fraction of data
     eval_fraction: float = 0.2
     skip_bad_rows: bool = False  # false: the first bad row stops the run with its file and row
@@ -62,6 +66,17 @@ class RewardModelConfig:
     batch_size: int = 16  # pairs per step, i.e. 2 * batch_size texts through the backbone
     max_length: int = 128  # tokens; longer texts lose their beginning, never the completion
     center_coef: float = 0.0  # > 0 pulls (r_chosen + r_rejected) towards 0 (reward centering)
+    # > 0 adds lm_coef * next-token loss on the chosen texts (causal backbones only; the
+    # tied input embeddings are the output layer). A dense signal that teaches what a right
+    # answer looks like, which the one bit per pair of Bradley-Terry teaches slowly (Yang et al.
+    # 2024, "Regularizing hidden states enables learning generalizable reward model"). On the
+    # whole text: the prompts' catalog lines teach each SKU's category and price (measured:
+    # completion tokens only gave 73.0% held-out against 76.8%, wrong_category 70% against 99%).
+    lm_coef: float = 0.0
+    # > 0 adds lm_completion_coef * next-token loss on the chosen *completion* tokens only, on
+    # top of lm_coef's whole-text loss: the answer digits are 2-3 of ~20 tokens of an
+    # arithmetic text, so in the whole-text mean the facts themselves get little weight.
+    lm_completion_coef: float = 0.0
     use_margin: bool = True  # use the rows' `margin` column when the file has one
     device: str = "cpu"  # "cuda" to train on a GPU; the saved model loads on any device
     seed: int = 0
@@ -73,14 +88,17 @@ class RewardModelConfig:
             raise ValueError("eval_fraction: must be in [0, 1)")
         if self.eval_data is None and self.eval_fraction == 0.0:
             raise ValueError("eval_fraction: must be > 0 when no eval_data file is given")
-        for key in ("epochs", "batch_size", "max_length", "generated_pairs", "lora_r"):
+        if not 0.0 <= self.generated_arithmetic_fraction <= 1.0:
+            raise ValueError("generated_arithmetic_fraction: must be in [0, 1]")
+        for key in ("epochs", "batch_size", "max_length", "generated_pairs", "generated_max_operand", "lora_r"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1")
         for key in ("lr", "head_lr"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key}: must be > 0")
-        if self.center_coef < 0 or self.weight_decay < 0:
-            raise ValueError("center_coef: must be >= 0" if self.center_coef < 0 else "weight_decay: must be >= 0")
+        for key in ("center_coef", "weight_decay", "lm_coef", "lm_completion_coef"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must be >= 0")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError("warmup_fraction: must be in [0, 1)")
 
@@ -170,7 +188,10 @@ def load_pairs(config: RewardModelConfig) -> tuple[list[dict], list[dict], int]:
         from feedbackrl.tasks.preferences import generate_preferences, write_preferences_jsonl
 
         path = write_preferences_jsonl(
-            generate_preferences(config.generated_pairs, config.seed), config.run_dir / "preferences.jsonl"
+            generate_preferences(
+                config.generated_pairs, config.seed, config.generated_arithmetic_fraction, config.generated_max_operand
+            ),
+            config.run_dir / "preferences.jsonl",
         )
     else:
         path = Path(config.data)
@@ -201,12 +222,13 @@ def resolve_backbone(config: RewardModelConfig, train_rows: list[dict]) -> tuple
         return str(minilm_path()), True
     if config.backbone == "tiny":
         from feedbackrl.policy.tiny import build_tiny_model
-        from feedbackrl.tasks.preferences import catalog_skus
+        from feedbackrl.tasks.preferences import sku_vocabulary
 
-        # The tokenizer learns from the training texts only; SKUs become whole tokens so that
-        # "repeated item" and "unknown SKU" are visible at the token level.
+        # The tokenizer learns from the training texts only; SKUs become whole tokens so that a
+        # repeated item is a repeated token. The decoy SKUs that unknown-SKU lists use are whole
+        # tokens too: an unknown SKU must not give itself away by splitting into pieces.
         corpus = [r["prompt"] + r[c] for r in train_rows for c in ("chosen", "rejected")]
-        path = build_tiny_model(config.run_dir / "tiny_backbone", corpus, catalog_skus(config.seed), config.tiny)
+        path = build_tiny_model(config.run_dir / "tiny_backbone", corpus, sku_vocabulary(config.seed), config.tiny)
         return str(path), True
     return config.backbone, Path(config.backbone).is_dir()
 
@@ -266,11 +288,50 @@ def _batches(rows: list[dict], batch_size: int, rng: random.Random | None, bucke
         yield [rows[i] for i in batch]
 
 
+def _pair_texts(batch: list[dict]) -> list[str]:
+    """The batch's chosen texts, then its rejected texts: one backbone pass scores both."""
+    return [r["prompt"] + r["chosen"] for r in batch] + [r["prompt"] + r["rejected"] for r in batch]
+
+
 def _pair_rewards(model, batch: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One backbone pass over chosen and rejected texts together -> (r_chosen [B], r_rejected [B])."""
-    texts = [r["prompt"] + r["chosen"] for r in batch] + [r["prompt"] + r["rejected"] for r in batch]
-    rewards = model.score_texts(texts)
+    """(r_chosen [B], r_rejected [B])."""
+    rewards = model.score_texts(_pair_texts(batch))
     return rewards[: len(batch)], rewards[len(batch) :]
+
+
+def next_token_loss(
+    backbone,
+    hidden: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    target_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean -log p(x[t+1] | x[<=t]) over neighbouring real tokens (either padding side), with
+    the backbone's input embeddings as the tied output layer; `target_mask` [B, T] keeps only
+    the targets x[t+1] it marks (e.g. the completion's tokens).
+    hidden: [B, T, H]; input_ids, attention_mask: [B, T] -> scalar."""
+    from feedbackrl.algos.kl import logprobs_from_logits
+    from feedbackrl.algos.masked import masked_mean
+
+    logits = hidden[:, :-1] @ backbone.get_input_embeddings().weight.T  # [B, T-1, V]: position t predicts t+1
+    mask = attention_mask[:, :-1] * attention_mask[:, 1:]
+    if target_mask is not None:
+        mask = mask * target_mask[:, 1:]
+    return -masked_mean(logprobs_from_logits(logits, input_ids[:, 1:]), mask)
+
+
+def last_tokens_mask(attention_mask: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """[B, T] mask of each row's last counts[b] real tokens (either padding side)."""
+    real_from_here = attention_mask.flip(-1).cumsum(-1).flip(-1)  # real tokens at or after t
+    limit = torch.tensor(counts, device=attention_mask.device)[:, None]
+    return attention_mask * (real_from_here <= limit)
+
+
+def completion_token_counts(tokenizer, batch: list[dict], column: str = "chosen") -> list[int]:
+    """How many tokens of prompt + completion the completion adds (at least 1)."""
+    whole = tokenizer([r["prompt"] + r[column] for r in batch])["input_ids"]
+    prompts = tokenizer([r["prompt"] for r in batch])["input_ids"]
+    return [max(1, len(w) - len(p)) for w, p in zip(whole, prompts)]
 
 
 def _margins(batch: list[dict], use_margin: bool, device: torch.device) -> torch.Tensor | None:
@@ -312,6 +373,7 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
     from transformers import get_linear_schedule_with_warmup
 
     from feedbackrl.algos.preference import bradley_terry_loss
+    from feedbackrl.rewards.learned import default_pooling
 
     started = time.perf_counter()
     random.seed(config.seed)
@@ -320,6 +382,8 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
     train_rows, eval_rows, skipped = load_pairs(config)
     backbone_name, local_only = resolve_backbone(config, train_rows)
     model = build_reward_model(config, backbone_name, local_only).to(config.device)
+    if (config.lm_coef > 0 or config.lm_completion_coef > 0) and default_pooling(model.backbone.config) != "last":
+        raise PreferenceDataError(f"lm_coef: a next-token loss needs a causal language model; {config.backbone!r} is an encoder")
 
     backbone_params = [p for p in model.backbone.parameters() if p.requires_grad]
     groups = [{"params": model.head.parameters(), "lr": config.head_lr}]
@@ -332,14 +396,28 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
 
     rng = random.Random(config.seed)
     losses: list[float] = []
+    lm_losses: list[float] = []
     by_epoch: list[float] = []  # held-out accuracy after each epoch: the learning curve
     with _progress(show_progress) as progress:
         task = progress.add_task("train-rm", total=total_steps, loss=float("nan"))
         for _ in range(config.epochs):
             model.train()
             for batch in _batches(train_rows, config.batch_size, rng):
-                r_chosen, r_rejected = _pair_rewards(model, batch)
+                inputs = model.encode(_pair_texts(batch))
+                rewards, hidden = model.scores_and_hidden(**inputs)
+                r_chosen, r_rejected = rewards[: len(batch)], rewards[len(batch) :]
                 loss = bradley_terry_loss(r_chosen, r_rejected, _margins(batch, config.use_margin, r_chosen.device), config.center_coef)
+                if config.lm_coef > 0:
+                    chosen = slice(0, len(batch))
+                    lm_loss = next_token_loss(model.backbone, hidden[chosen], inputs["input_ids"][chosen], inputs["attention_mask"][chosen])
+                    lm_losses.append(lm_loss.item())
+                    loss = loss + config.lm_coef * lm_loss
+                if config.lm_completion_coef > 0:
+                    chosen = slice(0, len(batch))
+                    mask = last_tokens_mask(inputs["attention_mask"][chosen], completion_token_counts(model.tokenizer, batch))
+                    loss = loss + config.lm_completion_coef * next_token_loss(
+                        model.backbone, hidden[chosen], inputs["input_ids"][chosen], inputs["attention_mask"][chosen], mask
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -362,7 +440,8 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
         "held_out_accuracy_by_kind": accuracy_by(eval_rows, right, "kind"),
         "held_out_accuracy_by_violation": accuracy_by(eval_rows, right, "violation"),
         "held_out_accuracy_by_epoch": by_epoch,
-        "loss": sum(last_epoch) / len(last_epoch),  # mean over the last epoch's steps
+        "loss": sum(last_epoch) / len(last_epoch),  # mean over the last epoch's steps (with lm_coef * lm_loss)
+        "lm_loss": sum(lm_losses[-steps_per_epoch:]) / steps_per_epoch if lm_losses else None,
         "steps": len(losses),
         "train_pairs": len(train_rows),
         "held_out_pairs": len(eval_rows),
