@@ -31,35 +31,12 @@ import shutil
 import time
 from pathlib import Path
 
-from feedbackrl.config import from_dict, load_config
-from feedbackrl.train.config import RunConfig
+from feedbackrl.config import load_config
 from feedbackrl.train.offline_then_online import (
-    OfflineThenOnlineConfig, online_curve, run_offline_then_online, write_learning_report,
+    OfflineThenOnlineConfig, compare_with_online_only, run_offline_then_online,
 )
-from feedbackrl.train.recipe import train
 
 CONFIG = Path("configs/shop_offline_then_online.yaml")
-ONLY = "online only (from the logger's imitation)"
-OTO = "offline then online"
-
-
-def interactions_to(curve: dict, target: float) -> int | None:
-    """Online interactions at the first evaluation whose CTR reaches `target` (None: never)."""
-    for n, ctr in zip(curve["interactions"], curve["ctr"]):
-        if ctr >= target - 1e-12:
-            return n
-    return None
-
-
-def arm_config(cfg: OfflineThenOnlineConfig, name: str, start: Path, replay: float = 0.0) -> RunConfig:
-    """The online section as the recipe runs it, from `start`, under `<run_dir>/<name>`."""
-    online = {k: v for k, v in cfg.online.items() if k != "replay"}
-    online.update(name=name, out_dir=str(cfg.run_dir), seed=cfg.seed, task="shop",
-                  sft={"steps": 0}, model={**cfg.online.get("model", {}), "path": str(start)})
-    if replay > 0:
-        online["replay"] = {**cfg.online.get("replay", {}), "fraction": replay,
-                            "data": [str(cfg.run_dir / "logs" / "tuples.parquet")]}
-    return from_dict(RunConfig, online, name)
 
 
 def main() -> None:
@@ -83,53 +60,17 @@ def main() -> None:
         overrides.append(f"online.eval_every={args.eval_every}")
     cfg = load_config(args.config, OfflineThenOnlineConfig, overrides)
 
-    curves, results = {}, {}
-    # 1. offline then online (logs -> behaviour cloning, kept -> AWR -> GRPO)
-    t = time.perf_counter()
+    # offline then online (logs -> behaviour cloning, kept -> AWR -> GRPO), then online only from
+    # the same run's behaviour-cloned policy, and optionally the replay arm
     oto = run_offline_then_online(cfg, fresh=True, log=print)
-    results["offline_then_online"] = {"wall_seconds": time.perf_counter() - t, "offline": oto["offline"]}
-
-    # 2. online only, from the same run's behaviour-cloned policy (the logger's imitation)
-    t = time.perf_counter()
-    only_cfg = arm_config(cfg, "online-only", cfg.run_dir / "offline" / "warm_start")
-    only = train(only_cfg, resume=False, log=print)
-    curves[ONLY] = online_curve(cfg.run_dir / "online-only", only, only_cfg)
-    curves[OTO] = oto["curve"]
-    results["online_only"] = {"wall_seconds": time.perf_counter() - t}
-
-    # 3. optionally, offline then online with replay, from the same offline policy
-    if args.replay > 0:
-        t = time.perf_counter()
-        rep_cfg = arm_config(cfg, "online-replay", cfg.run_dir / "offline" / "policy", args.replay)
-        rep = train(rep_cfg, resume=False, log=print)
-        curves[f"offline then online, replay {args.replay:g}"] = online_curve(cfg.run_dir / "online-replay", rep, rep_cfg)
-        results["offline_then_online_replay"] = {"wall_seconds": time.perf_counter() - t, "fraction": args.replay}
-
-    only_curve = curves[ONLY]
-    target = only_curve["ctr"][-1]
-    refs = oto["reference_ctr"]
-    to_target = {name: interactions_to(c, target) for name, c in curves.items()}
-    budget = only_curve["interactions"][-1]
-    oto_n, only_n = to_target[OTO], to_target[ONLY]
-    result = {
-        "target_ctr": target, "online_budget_interactions": budget, "reference_ctr": refs,
-        "interactions_to_target": to_target,
-        "offline_then_online_fraction_of_online_only": None if oto_n is None or not only_n else oto_n / only_n,
-        "curves": curves, "arms": results, "wall_seconds": time.perf_counter() - t0,
-    }
+    cmp = compare_with_online_only(cfg, oto, replay=args.replay, log=print)
+    result = {**cmp, "offline": oto["offline"], "wall_seconds": time.perf_counter() - t0}
     (out / "result.json").write_text(json.dumps(result, indent=2))
-    headline = [("target: online only's final held-out CTR", f"{target:.3f}"),
-                ("held-out CTR: logger / BM25", f"{refs['logger']:.3f} / {refs['bm25']:.3f}")]
-    headline += [(f"{name}: start -> end CTR, interactions to target",
-                  f"{c['ctr'][0]:.3f} -> {c['ctr'][-1]:.3f}, "
-                  f"{'never' if to_target[name] is None else f'{to_target[name]:,}'} of {c['interactions'][-1]:,}")
-                 for name, c in curves.items()]
-    headline.append(("wall seconds", f"{result['wall_seconds']:.0f}"))
-    write_learning_report(out / "report.html", "offline then online vs online only (the shop)", curves,
-                          {f"logger pl-bm25:{cfg.logs.logging_temperature:g}": refs["logger"], "bm25": refs["bm25"]},
-                          headline, target=target)
-
-    print(f"\nheld-out phrasings, 47 prompts x 64 shoppers (seed {only_cfg.shop.get('eval_seed')}); "
+    curves, to_target, refs, target = cmp["curves"], cmp["interactions_to_target"], cmp["reference_ctr"], cmp["target_ctr"]
+    budget = cmp["online_budget_interactions"]
+    (out / "report.html").write_bytes((cfg.run_dir / "report.html").read_bytes())
+    only_cfg_seed = cfg.online.get("shop", {}).get("eval_seed")
+    print(f"\nheld-out phrasings, 47 prompts x 64 shoppers (seed {only_cfg_seed}); "
           f"online budget {budget:,} sessions per arm")
     print(f"{'arm':<44}{'start':>7}{'end':>7}{'to target':>11}")
     for name, c in curves.items():

@@ -46,3 +46,34 @@ def test_keys_the_recipe_sets_are_refused():
         load_config(CONFIG, OfflineThenOnlineConfig, ["online.algo.bogus=1"])
     with pytest.raises(ConfigError, match="online.task"):
         load_config(CONFIG, OfflineThenOnlineConfig, ["online.task=arithmetic"])
+
+
+def test_compare_charts_both_arms_in_the_run_report(tmp_path, capsys):
+    """`train-offline-online --compare`: online only from the run's behaviour-cloned policy on
+    the same budget; comparison.json and report.html hold both learning curves."""
+    import sys
+
+    from feedbackrl.cli import app
+    from feedbackrl.commands.errors import run_cli
+
+    argv, sys.argv = sys.argv, ["feedbackrl", "train-offline-online", CONFIG, "--compare",
+                                "--set", f"out_dir={tmp_path}", "--set", "name=c"] + [
+        a for kv in TINY for a in ("--set", kv)]
+    try:
+        code = run_cli(app)
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert code == 0, out
+    run = tmp_path / "c"
+    assert (run / "offline" / "warm_start" / "config.json").exists()
+    cmp = json.loads((run / "comparison.json").read_text())
+    only = cmp["curves"]["online only (from the logger's imitation)"]
+    oto = cmp["curves"]["offline then online"]
+    assert only["interactions"] == oto["interactions"] == [0, 32, 64]
+    assert cmp["target_ctr"] == only["ctr"][-1]
+    n = cmp["interactions_to_target"]["offline then online"]
+    assert cmp["offline_then_online_fraction_of_online_only"] == (None if n is None else n / 64)
+    html = (run / "report.html").read_text()
+    assert "online only" in html and "offline then online" in html
+    assert "reaches it after" in out

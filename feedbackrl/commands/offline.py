@@ -44,15 +44,26 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Argument(..., help="YAML config (configs/shop_offline_then_online.yaml)."),
         set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key: --set online.replay.fraction=0.25"),
         fresh: bool = typer.Option(False, help="Start over instead of resuming the stages already done."),
+        compare: bool = typer.Option(False, help="Also train online only (same budget, from the run's behaviour-cloned "
+                                                 "policy) and chart both learning curves in report.html."),
     ) -> None:
         """Shop logs -> offline training -> online GRPO from the offline policy; writes report.html."""
         from feedbackrl.config import load_config
-        from feedbackrl.train.offline_then_online import OfflineThenOnlineConfig, run_offline_then_online
+        from feedbackrl.train.offline_then_online import (
+            OfflineThenOnlineConfig, compare_with_online_only, run_offline_then_online,
+        )
 
-        cfg = load_config(config, OfflineThenOnlineConfig, set_ or [])
+        # --compare keeps the behaviour-cloned policy: online only starts from it
+        cfg = load_config(config, OfflineThenOnlineConfig, (set_ or []) + (["offline.warm_start.save=true"] if compare else []))
         r = run_offline_then_online(cfg, fresh=fresh, log=typer.echo)
         c, refs = r["curve"], r["reference_ctr"]
         typer.echo(f"held-out CTR: logger {refs['logger']:.3f}, BM25 {refs['bm25']:.3f}; offline policy {c['ctr'][0]:.3f} "
                    f"({c['ctr'][0] / refs['logger']:.2f}x the logger); after {c['interactions'][-1]:,} online "
                    f"sessions {c['ctr'][-1]:.3f}  ({r['wall_seconds']:.0f} s)")
+        if compare:
+            cmp = compare_with_online_only(cfg, r, log=typer.echo)
+            only, oto = cmp["curves"]["online only (from the logger's imitation)"], cmp["curves"]["offline then online"]
+            n = cmp["interactions_to_target"]["offline then online"]
+            typer.echo(f"online only: {only['ctr'][0]:.3f} -> {only['ctr'][-1]:.3f} (the target); offline then online reaches "
+                       f"it after {'never' if n is None else f'{n:,}'} of {cmp['online_budget_interactions']:,} sessions")
         typer.echo(f"report: {cfg.run_dir / 'report.html'}  summary: {cfg.run_dir / 'summary.json'}")

@@ -228,3 +228,73 @@ def write_learning_report(path: Path, title: str, curves: dict[str, dict], refer
     path = Path(path)
     path.write_text(learning_report_html(title, curves, references, headline, target), encoding="utf-8")
     return path
+
+
+ONLY_ARM = "online only (from the logger's imitation)"
+OTO_ARM = "offline then online"
+
+
+def interactions_to(curve: dict, target: float) -> int | None:
+    """Online interactions at the first evaluation whose CTR reaches `target` (None: never)."""
+    for n, ctr in zip(curve["interactions"], curve["ctr"]):
+        if ctr >= target - 1e-12:
+            return n
+    return None
+
+
+def arm_config(cfg: OfflineThenOnlineConfig, name: str, start: Path, replay: float = 0.0) -> RunConfig:
+    """The online section as the recipe runs it, from `start`, under `<run_dir>/<name>`."""
+    online = {k: v for k, v in cfg.online.items() if k != "replay"}
+    online.update(name=name, out_dir=str(cfg.run_dir), seed=cfg.seed, task="shop",
+                  sft={"steps": 0}, model={**cfg.online.get("model", {}), "path": str(start)})
+    if replay > 0:
+        online["replay"] = {**cfg.online.get("replay", {}), "fraction": replay,
+                            "data": [str(cfg.run_dir / "logs" / "tuples.parquet")]}
+    return from_dict(RunConfig, online, name)
+
+
+def compare_with_online_only(cfg: OfflineThenOnlineConfig, oto: dict[str, Any], replay: float = 0.0,
+                             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """After `run_offline_then_online` (with `offline.warm_start.save: true`): the same online
+    budget from the same run's behaviour-cloned policy (online only), and with `replay` > 0 a
+    third arm from the offline policy with that replay fraction. Writes `comparison.json` and
+    rewrites `report.html` with every arm's learning curve on one chart; the target is online
+    only's final held-out CTR."""
+    from feedbackrl.train.recipe import train
+
+    t0 = time.perf_counter()
+    start = cfg.run_dir / "offline" / "warm_start"
+    if not (start / "config.json").exists():
+        raise ValueError(f"{start}: no behaviour-cloned policy to start online only from; "
+                         "set offline.warm_start.save: true (the --compare option does)")
+    only_cfg = arm_config(cfg, "online-only", start)
+    only = train(only_cfg, resume=False, log=log)
+    curves = {ONLY_ARM: online_curve(cfg.run_dir / "online-only", only, only_cfg), OTO_ARM: oto["curve"]}
+    if replay > 0:
+        rep_cfg = arm_config(cfg, "online-replay", cfg.run_dir / "offline" / "policy", replay)
+        rep = train(rep_cfg, resume=False, log=log)
+        curves[f"offline then online, replay {replay:g}"] = online_curve(cfg.run_dir / "online-replay", rep, rep_cfg)
+    only_curve = curves[ONLY_ARM]
+    target = only_curve["ctr"][-1]
+    refs = oto["reference_ctr"]
+    to_target = {name: interactions_to(c, target) for name, c in curves.items()}
+    budget = only_curve["interactions"][-1]
+    oto_n = to_target[OTO_ARM]
+    result = {
+        "target_ctr": target, "online_budget_interactions": budget, "reference_ctr": refs,
+        "interactions_to_target": to_target,
+        # the issue's measure: the offline arm's interactions to target over online only's budget
+        "offline_then_online_fraction_of_online_only": None if oto_n is None or not budget else oto_n / budget,
+        "curves": curves, "wall_seconds": time.perf_counter() - t0,
+    }
+    (cfg.run_dir / "comparison.json").write_text(json.dumps(result, indent=2))
+    headline = [("target: online only's final held-out CTR", f"{target:.3f}"),
+                ("held-out CTR: logger / BM25", f"{refs['logger']:.3f} / {refs['bm25']:.3f}")]
+    headline += [(f"{name}: start -> end CTR, interactions to target",
+                  f"{c['ctr'][0]:.3f} -> {c['ctr'][-1]:.3f}, "
+                  f"{'never' if to_target[name] is None else f'{to_target[name]:,}'} of {c['interactions'][-1]:,}")
+                 for name, c in curves.items()]
+    write_learning_report(cfg.run_dir / "report.html", f"offline then online vs online only: {cfg.name}", curves,
+                          {f"logger pl-bm25:{cfg.logs.logging_temperature:g}": refs["logger"], "bm25": refs["bm25"]},
+                          headline, target=target)
+    return result
