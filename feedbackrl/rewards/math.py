@@ -146,6 +146,18 @@ def _parse(answer: str) -> list:
     return parsed
 
 
+_warmed = False
+
+
+def _warm_up() -> None:
+    """One check in this process without a deadline: math-verify, sympy and the LaTeX parser
+    load lazily and take seconds, which must not count against the first real check's."""
+    global _warmed
+    if not _warmed:
+        answers_equivalent("\\frac{1}{2}", "0.5")
+        _warmed = True
+
+
 def answers_equivalent(gold: str, predicted: str, float_rounding: int = 6) -> tuple[bool | None, str]:
     """(equal?, how) for two extracted answers; None means the gold itself could not be parsed."""
     from math_verify import verify
@@ -209,6 +221,7 @@ class MathAnswerReward:
             return True, "identical"  # no need to wake the checker
         if self.isolation == "process":
             return shared_checker().check(gold, answer, self.float_rounding, self.timeout_s)
+        _warm_up()  # imports outside the deadline, as the checker process does before "ready"
         return call_with_deadline(answers_equivalent, self.timeout_s, gold, answer, self.float_rounding)
 
     def score_one(self, completion: str, reference: Any) -> RewardResult:

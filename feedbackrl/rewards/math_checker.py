@@ -4,8 +4,9 @@ Why a process: some answers make sympy compute for ever inside C code that holds
 (`\\boxed{9^{9^{9^{9}}}}` is a big-integer power). No thread-based deadline can interrupt that;
 the caller's own thread cannot even wake up to notice. A child process can always be killed.
 
-One checker process per parent process, started on first use (about a second: it imports
-sympy and math-verify) and reused for every check; a check over its deadline kills it and
+One checker process per parent process, started on first use (a few seconds: it imports
+sympy and math-verify and runs one check before it says it is ready, so no check's deadline
+pays for imports) and reused for every check; a check over its deadline kills it and
 the next check starts a fresh one. It is started with `subprocess` rather than
 `multiprocessing`, so it works from any thread, inside process-pool workers (daemonic or not)
 and in Ray actors; it exits by itself when its stdin closes, i.e. when the parent dies.
@@ -133,6 +134,10 @@ def _serve() -> None:
     from feedbackrl.rewards.math import _silence_timeout_warning, answers_equivalent
 
     _silence_timeout_warning()
+    # Import math-verify, sympy and the LaTeX parser now, under the start-up timeout: lazily,
+    # the first check after every (re)start paid seconds of imports against its own deadline
+    # and could time out on a busy machine.
+    answers_equivalent("\\frac{1}{2}", "0.5")
     replies.write("ready\n")
     replies.flush()
     for line in sys.stdin:
