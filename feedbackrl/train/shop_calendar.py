@@ -195,6 +195,7 @@ class CalendarShopTask:
         if not fresh:
             return []
         bm25 = self.shop._bm25_ranker()
+        index = {q.sku: i for i, q in enumerate(world.catalog.products)}  # BM25 scores are in catalog order
         done = []
         for p in fresh:
             older = [q for q in world.catalog.products if q.category == p.category and q.launch_day < p.launch_day]
@@ -202,7 +203,6 @@ class CalendarShopTask:
                 self.initialised[p.sku] = ""
                 continue
             scores = bm25.scores(p.text)
-            index = {q.sku: i for i, q in enumerate(world.catalog.products)}
             # ties (same title words) go to the newest release, then to catalog order
             neighbour = max(older, key=lambda q: (round(float(scores[index[q.sku]]), 6),
                                                   _release_year(q), -index[q.sku]))
