@@ -69,7 +69,8 @@ def ranker_ctr(task: CalendarShopTask, ranker, draws: int, seed: int, prompts=No
 
 def offline_config(method: str, data_dir: Path, out_dir: Path, *, epochs: int, warm_start_steps: int,
                    eval_seed: int, eval_shoppers: int, seed: int, warm_start_source: str = "all",
-                   warm_start_examples: int = 400, temperature: float = 0.5, lr: float = 5e-4) -> OfflineConfig:
+                   warm_start_examples: int = 400, temperature: float = 0.5, lr: float = 5e-4,
+                   credit: str = "sequence") -> OfflineConfig:
     data = [data_dir / ("pairs.parquet" if method in ("dpo", "ipo") else "tuples.parquet")]
     if method in ("awr", "rwr") and (data_dir / "tuples_noisy.parquet").exists():
         data.append(data_dir / "tuples_noisy.parquet")
@@ -80,7 +81,8 @@ def offline_config(method: str, data_dir: Path, out_dir: Path, *, epochs: int, w
         "generation": {"max_new_tokens": 6},
         "warm_start": {"steps": warm_start_steps, "source": warm_start_source, "batch_size": 64, "lr": 3e-3,
                        "examples": warm_start_examples},
-        "weighted": {"temperature": temperature, "max_weight": 20.0, "normalise": "batch"},
+        "weighted": {"temperature": temperature, "max_weight": 20.0, "normalise": "batch",
+                     "credit": credit},
         "dpo": {"beta": 0.1},
         "opg": {"clip_max": 10.0, "baseline": "prompt_mean"},
         "optim": {"lr": lr, "max_grad_norm": 1.0},
@@ -92,7 +94,7 @@ def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_s
         out_dir: str = "runs/offline_shop", seed: int = 0, eval_seed: int = 4321, eval_shoppers: int = 64,
         logger_draws: int = 16, prompt_candidates: int = PROMPT_CANDIDATES, warm_start_source: str = "all",
         warm_start_examples: int = 400, temperature: float = 0.5, lr: float = 5e-4, query_noise: float = 0.0,
-        noisy_copies: int = 0, similar_query: str = "", log=print) -> dict:
+        noisy_copies: int = 0, similar_query: str = "", credit: str = "sequence", log=print) -> dict:
     t0 = time.perf_counter()
     task = CalendarShopTask(ShopTask(ShopTaskConfig(eval_seed=eval_seed, eval_shoppers=eval_shoppers)),
                             ShopRunConfig(prompt_candidates=prompt_candidates, query_noise=query_noise,
@@ -108,7 +110,7 @@ def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_s
     cfg = offline_config(method, out / "data", out, epochs=epochs, warm_start_steps=warm_start_steps,
                          eval_seed=eval_seed, eval_shoppers=eval_shoppers, seed=seed,
                          warm_start_source=warm_start_source, warm_start_examples=warm_start_examples,
-                         temperature=temperature, lr=lr)
+                         temperature=temperature, lr=lr, credit=credit)
     summary = train_offline(cfg, log=log, task=task)
     policy_ctr = summary["eval"]["ctr"]
     # The same measurement on wording the logs contain: how much of the gap is generalisation.
@@ -122,7 +124,8 @@ def run(method: str = "awr", sessions: int = 6000, epochs: int = 3, warm_start_s
         "method": method, "logs": logs, "held_out_prompts": len(task.eval_prompts()),
         "settings": {"prompt_candidates": prompt_candidates, "similar_query": similar_query, "query_noise": query_noise, "noisy_copies": noisy_copies,
                      "warm_start_source": warm_start_source, "warm_start_steps": warm_start_steps,
-                     "warm_start_examples": warm_start_examples, "epochs": epochs, "temperature": temperature, "lr": lr},
+                     "warm_start_examples": warm_start_examples, "epochs": epochs, "temperature": temperature, "lr": lr,
+                     "credit": credit},
         "ctr": {"logger": logger_eval["ctr"], "bm25": bm25_eval["ctr"], "oracle": oracle_eval["ctr"],
                 "behaviour_cloned": summary["eval_before"]["ctr"], "offline_policy": policy_ctr},
         "ndcg@5": {"logger": logger_eval["ndcg@5"], "bm25": bm25_eval["ndcg@5"],
@@ -161,8 +164,16 @@ def main() -> None:
                     help="BM25's top N SKUs written into each prompt (0: the query alone)")
     ap.add_argument("--similar-query", default="",
                     help="write the nearest other logged query into each prompt: minilm or an encoder dir (shop.similar_query)")
+    ap.add_argument("--credit", default="sequence", choices=["sequence", "item"],
+                    help="awr/rwr: weight whole lists (sequence) or each item's token by its own clicks (item)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (0: torch's default); results depend on it in the last digits")
     ap.add_argument("--only-logs", action="store_true", help="write the logs (tuples, pairs) and stop")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.only_logs:
         task = CalendarShopTask(ShopTask(ShopTaskConfig()), ShopRunConfig(prompt_candidates=args.prompt_candidates,
                                                                            similar_query=args.similar_query))
@@ -171,7 +182,8 @@ def main() -> None:
     r = run(args.method, args.sessions, args.epochs, args.warm_start_steps, args.out, args.seed, args.eval_seed,
             prompt_candidates=args.prompt_candidates, warm_start_source=args.warm_start_source,
             warm_start_examples=args.warm_start_examples, temperature=args.temperature, lr=args.lr,
-            query_noise=args.query_noise, noisy_copies=args.noisy_copies, similar_query=args.similar_query)
+            query_noise=args.query_noise, noisy_copies=args.noisy_copies, similar_query=args.similar_query,
+            credit=args.credit)
     print(f"\nheld-out phrasings: {r['held_out_prompts']} prompts x 64 shoppers (seed {args.eval_seed})")
     print(f"{'ranker':<28}{'ctr':>8}{'ndcg@5':>9}")
     for name in ("logger", "bm25", "behaviour_cloned", "offline_policy"):

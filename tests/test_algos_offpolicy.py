@@ -183,3 +183,31 @@ def test_weighted_nll_without_lengths_and_weights_are_not_trained():
     assert loss.item() == pytest.approx(7.0)
     loss.backward()
     assert torch.allclose(lp.grad, torch.tensor([-0.5, -1.5])) and w.grad is None
+
+
+def test_prompt_reward_to_go_advantages_by_hand():
+    from feedbackrl.algos import prompt_reward_to_go_advantages
+
+    # prompt 0: rows 0 and 1 (row 1 one token shorter); prompt 1: row 2 alone
+    rewards = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 9.0], [2.0, 0.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    adv = prompt_reward_to_go_advantages(rewards, mask, torch.tensor([0, 0, 1]))
+    # rewards to go: row 0 [1, 1, 0]; row 1 [1, 0, -] (the 9 is padding); row 2 [2, 0, 0]
+    # prompt 0's means per position (zeros past row 1's end): [1, 0.5, 0]
+    assert adv.tolist() == [[0.0, 0.5, 0.0], [0.0, -0.5, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_token_weighted_nll_is_the_sequence_form_with_one_weight_per_row():
+    from feedbackrl.algos import token_weighted_nll_loss
+
+    lp = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, 0.0]], requires_grad=True)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    w_rows = torch.tensor([2.0, 0.5])
+    per_token = token_weighted_nll_loss(lp, w_rows[:, None].expand(2, 3), mask).detach()
+    sequence = weighted_nll_loss(lp.detach().mul(mask).sum(-1), w_rows, mask.sum(-1))
+    assert float(per_token) == pytest.approx(float(sequence))
+    # by hand: -(2 * -6/3 + 0.5 * -1/2) / 2 = 2.125; a token weight moves only its own token
+    assert float(per_token) == pytest.approx(2.125)
+    w = torch.tensor([[0.0, 3.0, 0.0], [0.0, 0.0, 7.0]])
+    token_weighted_nll_loss(lp, w, mask).backward()
+    assert lp.grad.flatten().tolist() == pytest.approx([0.0, -0.5, 0.0, 0.0, 0.0, 0.0])

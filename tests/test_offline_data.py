@@ -136,3 +136,20 @@ def test_cli_data_error_is_one_red_line(tmp_path, capsys):
     code, out, err = cli(capsys, "train-offline", str(cfg))
     assert code == 2
     assert err.strip() == f"error: {tmp_path / 'missing.parquet'}: no such data file"
+
+
+def test_item_rewards_column_for_per_item_credit(tmp_path):
+    good = write_jsonl(tmp_path / "t.jsonl", [{"prompt": "p", "response": "A B", "reward": 2, "item_rewards": [0, 2]}])
+    assert load_tuples([good]).item_rewards is None  # read only when asked for
+    assert load_tuples([good], need_item_rewards=True, completion_prefix=" ").item_rewards == [[0.0, 2.0]]
+    for rows, message in [
+        ([{"prompt": "p", "response": "A B", "reward": 1}], r"missing column 'item_rewards' \(per-item credit"),
+        ([{"prompt": "p", "response": "A B", "reward": 1, "item_rewards": [1]}],
+         r"row 1: column 'item_rewards' must be a list of 2 numbers \(one per item of the response\), got \[1\]"),
+        ([{"prompt": "p", "response": "A", "reward": 1, "item_rewards": ["x"]}], r"row 1: column 'item_rewards' must hold finite numbers, got 'x'"),
+        ([{"prompt": "p", "response": "A", "reward": 1, "item_rewards": None}], r"row 1: column 'item_rewards' must be a list of 1 numbers"),
+    ]:
+        path = write_jsonl(tmp_path / "bad.jsonl", rows)
+        with pytest.raises(OfflineDataError, match=message) as e:
+            load_tuples([path], need_item_rewards=True)
+        assert "\n" not in str(e.value) and str(e.value).startswith(str(path))

@@ -39,9 +39,9 @@ def test_awr_on_logger_logs_beats_the_logger(tmp_path):
 @pytest.mark.slow
 def test_offline_only_beats_the_logger_by_15_percent_on_held_out_phrasings(tmp_path):
     """Issue 5's first bar, the benchmark's recipe as docs/offline.md runs it: 6,000 logged
-    searches -> behaviour cloning (300 steps) -> AWR (T 0.25, 3 epochs) with BM25's top 10 in the
-    prompt and query rewriting; true CTR on the 47 held-out phrasings, shoppers of another seed
-    (about 8 minutes on an idle 2-core machine)."""
+    searches -> behaviour cloning (300 steps) -> AWR (T 0.25, 3 epochs, per-item credit) with
+    BM25's top 10 in the prompt and query rewriting; true CTR on the 47 held-out phrasings,
+    shoppers of another seed (about 5-7 minutes on an idle 2-core machine)."""
     import importlib.util
     from pathlib import Path
 
@@ -51,7 +51,7 @@ def test_offline_only_beats_the_logger_by_15_percent_on_held_out_phrasings(tmp_p
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     r = bench.run("awr", out_dir=str(tmp_path), prompt_candidates=10, similar_query="minilm", temperature=0.25,
-                  log=lambda *_: None)
+                  credit="item", log=lambda *_: None)
     assert r["held_out_prompts"] == 47
     assert r["lift_over_logger"] >= 0.15, r["ctr"]
     assert r["ctr"]["offline_policy"] > r["ctr"]["behaviour_cloned"]

@@ -128,3 +128,31 @@ def test_warm_start_and_summary_files(tiny_model_dir, tmp_path):
     assert "eval" not in on_disk  # no task, nothing to evaluate
     assert len((cfg.run_dir / "metrics.jsonl").read_text().splitlines()) == 2
     Policy.load(summary["checkpoint"])  # the checkpoint loads like any model
+
+
+def test_awr_item_credit_prefers_the_clicked_second_item(tiny_model_dir, tmp_path):
+    """After 'SKU-A', 'SKU-B' was clicked in one list and 'SKU-C' not in the other, while the
+    lists' totals are equal (the second list's click is on its first item). Whole-list credit
+    cannot tell them apart; per-item credit raises B over C after A."""
+    after_a = [" SKU-A SKU-B", " SKU-A SKU-C"]
+    rows = [{"prompt": p, "response": r, "reward": 1.0, "item_rewards": items}
+            for p in PROMPTS for r, items in ((after_a[0], [0.0, 1.0]), (after_a[1], [1.0, 0.0]))]
+    data = write_jsonl(tmp_path / "tuples.jsonl", rows)
+
+    def b_over_c(model_dir):
+        lp = logprobs(model_dir, PROMPTS * 2, [after_a[0]] * len(PROMPTS) + [after_a[1]] * len(PROMPTS))
+        return float((lp[:len(PROMPTS)] - lp[len(PROMPTS):]).mean())
+
+    before = b_over_c(tiny_model_dir)
+    moved = {}
+    for credit in ("sequence", "item"):
+        cfg = config(tmp_path, data, "awr", model_dir=str(tiny_model_dir), name=f"awr-{credit}",
+                     weighted={"temperature": 0.25, "credit": credit})
+        summary = train_offline(cfg, log=lambda _: None)
+        moved[credit] = b_over_c(summary["checkpoint"]) - before
+    assert abs(moved["sequence"]) < 0.5 < moved["item"] - 1.0, moved
+
+    no_items = write_jsonl(tmp_path / "plain.jsonl", [{k: v for k, v in r.items() if k != "item_rewards"} for r in rows])
+    with pytest.raises(Exception, match="item_rewards"):
+        train_offline(config(tmp_path, no_items, "awr", model_dir=str(tiny_model_dir), weighted={"credit": "item"}),
+                      log=lambda _: None)

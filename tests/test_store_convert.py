@@ -126,3 +126,15 @@ def test_cli_bad_log_is_one_line(tmp_path):
     finally:
         sys.argv = argv
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_item_rewards_by_hand_and_in_files(tmp_path):
+    from feedbackrl.store.convert import item_rewards
+
+    # b clicked (1); d clicked, carted, bought (1 + 2 + 4); the items' parts sum to the reward
+    assert item_rewards(WORKED, RewardWeights()) == [0.0, 1.0, 0.0, 7.0, 0.0]
+    assert item_rewards(WORKED, RewardWeights(click=0.5, add_to_cart=0.0, purchase=10.0)) == [0.0, 0.5, 0.0, 10.5, 0.0]
+    (t,) = to_tuples([WORKED])
+    assert t.item_rewards == [0.0, 1.0, 0.0, 7.0, 0.0] and sum(t.item_rewards) == t.reward
+    write_records(tmp_path / "t.parquet", [t])
+    assert pq.read_table(tmp_path / "t.parquet").column("item_rewards").to_pylist() == [[0.0, 1.0, 0.0, 7.0, 0.0]]

@@ -12,7 +12,10 @@ from feedbackrl.algos.offpolicy import (
 )
 from feedbackrl.algos.policy_loss import clipped_surrogate_loss, clipped_value_loss, policy_gradient_loss
 from feedbackrl.algos.preference import bradley_terry_loss, dpo_loss
-from feedbackrl.algos.weighted import advantage_weights, importance_weights, offpolicy_pg_loss, weighted_nll_loss
+from feedbackrl.algos.weighted import (
+    advantage_weights, importance_weights, offpolicy_pg_loss, prompt_reward_to_go_advantages, token_weighted_nll_loss,
+    weighted_nll_loss,
+)
 
 __all__ = [
     # masked.py
@@ -26,7 +29,8 @@ __all__ = [
     # preference.py
     "bradley_terry_loss", "dpo_loss",
     # weighted.py
-    "advantage_weights", "importance_weights", "offpolicy_pg_loss", "weighted_nll_loss",
+    "advantage_weights", "importance_weights", "offpolicy_pg_loss", "prompt_reward_to_go_advantages",
+    "token_weighted_nll_loss", "weighted_nll_loss",
     # offpolicy.py
     "bootstrap_ci", "direct_method_estimate", "doubly_robust_estimate", "effective_sample_size", "ips_estimate",
     "position_based_ips", "snips_estimate",

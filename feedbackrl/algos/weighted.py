@@ -41,6 +41,34 @@ def weighted_nll_loss(
     return -(weights.detach() * lp).mean()
 
 
+def prompt_reward_to_go_advantages(token_rewards: torch.Tensor, mask: torch.Tensor,
+                                   prompt_ids: torch.Tensor) -> torch.Tensor:
+    """Per-token advantages of logged responses for weighted regression with per-item credit.
+
+    token_rewards, mask: [N, T] (a reward sits on the token that earned it); prompt_ids: [N],
+    rows with the same id share a prompt. G_t = the row's rewards from token t on (0 past its
+    end); the advantage is G_t minus the mean of G_t over the rows of the same prompt at the same
+    position (zeros past a shorter row's end included): the logging policy's value at that point
+    of the list, estimated from the log. At t = 0 this is AWR's sequence advantage (reward minus
+    the prompt's mean logged reward). Returns [N, T], 0 on padding."""
+    m = mask.to(token_rewards.dtype)
+    to_go = (token_rewards * m).flip(-1).cumsum(-1).flip(-1) * m
+    groups = int(prompt_ids.max()) + 1 if prompt_ids.numel() else 0
+    sums = torch.zeros((groups, to_go.shape[1]), dtype=to_go.dtype).index_add_(0, prompt_ids, to_go)
+    counts = torch.zeros(groups, dtype=to_go.dtype).index_add_(0, prompt_ids, torch.ones_like(to_go[:, 0]))
+    baseline = (sums / counts.clamp_min(1.0)[:, None])[prompt_ids]
+    return (to_go - baseline) * m
+
+
+def token_weighted_nll_loss(token_logprobs: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Weighted maximum likelihood per token: -mean over rows of sum_t(w_t log pi_t) / |y|.
+    All [B, T]; weights are detached. With one weight per row repeated on its tokens this is
+    `weighted_nll_loss` with lengths."""
+    m = mask.to(token_logprobs.dtype)
+    per_row = (weights.detach().to(token_logprobs.dtype) * token_logprobs * m).sum(-1) / m.sum(-1).clamp_min(1.0)
+    return -per_row.mean()
+
+
 def importance_weights(
     target_logprob: torch.Tensor, behaviour_logprob: torch.Tensor, clip_max: float = 10.0
 ) -> torch.Tensor:

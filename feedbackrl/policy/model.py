@@ -256,12 +256,17 @@ class Policy(nn.Module):
             hidden = hidden.gather(1, idx[..., None].expand(-1, -1, hidden.shape[-1]))
         return logits, hidden
 
-    def sequence_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
-        """Differentiable log pi(completion | prompt) summed over tokens (EOS included): [B]."""
+    def completion_token_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable per-token log pi of each completion (EOS included) and its mask: [B, T] each."""
         samples = [
             Sample(prompt=p, completion=c, prompt_ids=self.encode_prompt(p), completion_ids=self.encode_completion(c))
             for p, c in zip(prompts, completions)
         ]
         batch = self.collate(samples)
         lp = self.token_logprobs(batch)["logprobs"]
-        return (lp * batch.completion_mask.to(lp.device)).sum(-1)
+        return lp, batch.completion_mask.to(lp.device)
+
+    def sequence_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
+        """Differentiable log pi(completion | prompt) summed over tokens (EOS included): [B]."""
+        lp, mask = self.completion_token_logprobs(prompts, completions)
+        return (lp * mask).sum(-1)

@@ -4,9 +4,11 @@ Every output speaks the policy's language: the prompt is the rendered query and 
 is a whole ranked list written as SKUs separated by spaces, the same text the policy
 generates online. So the three outputs feed the offline loops unchanged:
 
-- tuples (prompt, response, reward, logged log-propensity): weighted regression and
-  off-policy policy gradient. reward = sum over positions of
-  click_weight*click + add_to_cart_weight*cart + purchase_weight*purchase.
+- tuples (prompt, response, reward, logged log-propensity, item rewards): weighted
+  regression and off-policy policy gradient. reward = sum over positions of
+  click_weight*click + add_to_cart_weight*cart + purchase_weight*purchase; `item_rewards`
+  is that sum's term of each listed item, in list order (what per-item credit,
+  `weighted.credit: item`, puts on the item's tokens).
 - preference pairs (prompt, chosen, rejected): DPO and Bradley-Terry reward models. A pair
   is defined on two items of one logged list and written as two *whole lists* that differ
   by exactly one swap: `chosen` ranks the preferred item above the other, `rejected` the
@@ -58,15 +60,18 @@ def render_response(items: list[str]) -> str:
     return " ".join(items)
 
 
-def interaction_reward(interaction: Interaction, weights: RewardWeights) -> float:
+def item_rewards(interaction: Interaction, weights: RewardWeights) -> list[float]:
+    """What each listed item earned, in list order: click, add-to-cart and purchase weights of
+    the events at its position."""
     k = len(interaction.items)
     carts = interaction.add_to_carts or [False] * k
     purchases = interaction.purchases or [False] * k
-    return float(
-        weights.click * sum(map(bool, interaction.clicks))
-        + weights.add_to_cart * sum(map(bool, carts))
-        + weights.purchase * sum(map(bool, purchases))
-    )
+    return [float(weights.click * bool(c) + weights.add_to_cart * bool(a) + weights.purchase * bool(p))
+            for c, a, p in zip(interaction.clicks, carts, purchases)]
+
+
+def interaction_reward(interaction: Interaction, weights: RewardWeights) -> float:
+    return float(sum(item_rewards(interaction, weights)))
 
 
 @dataclass
@@ -78,6 +83,8 @@ class LoggedTuple:
     # log pi_logging(response | prompt); None when the log has no list propensity.
     logged_logprob: float | None
     policy_version: str | None
+    # each listed item's part of `reward`, in list order (sums to `reward`)
+    item_rewards: list[float] | None = None
 
 
 @dataclass
@@ -105,6 +112,7 @@ _RECORD_SCHEMAS = {
     LoggedTuple: pa.schema([
         ("prompt", pa.string()), ("response", pa.string()), ("reward", pa.float64()),
         ("impression_id", pa.string()), ("logged_logprob", pa.float64()), ("policy_version", pa.string()),
+        ("item_rewards", pa.list_(pa.float64())),
     ]),
     PreferencePair: pa.schema([
         ("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()), ("kind", pa.string()),
@@ -131,6 +139,7 @@ def to_tuples(
             impression_id=it.impression_id,
             logged_logprob=it.list_log_propensity,
             policy_version=it.policy_version,
+            item_rewards=item_rewards(it, weights),
         )
 
 

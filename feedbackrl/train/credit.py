@@ -24,11 +24,17 @@ from feedbackrl.sample import Sample
 def token_rewards(sample: Sample, decode: Callable[[Sequence[int]], str], score: float) -> list[float]:
     """One reward per completion token of `sample` (see the module docstring); `score` is the
     sample's reward as the loop uses it (an errored sample's stand-in included)."""
-    ids = list(sample.completion_ids)
+    spans = (sample.details or {}).get("spans") if sample.error is None else None
+    return span_token_rewards(list(sample.completion_ids), decode, spans, score)
+
+
+def span_token_rewards(ids: Sequence[int], decode: Callable[[Sequence[int]], str], spans, score: float) -> list[float]:
+    """One reward per token of `ids` from `spans` ([[start, end, reward], ...], character offsets
+    into `decode(ids)`); the rest of `score` on the last token (see the module docstring)."""
+    ids = list(ids)
     if not ids:
         return []
     out = [0.0] * len(ids)
-    spans = (sample.details or {}).get("spans") if sample.error is None else None
     placed = 0.0
     if spans:
         ends = [len(decode(ids[: t + 1])) for t in range(len(ids))]

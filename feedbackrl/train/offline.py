@@ -25,11 +25,15 @@ from typing import Any, Callable, Literal
 
 import torch
 
-from feedbackrl.algos import advantage_weights, dpo_loss, offpolicy_pg_loss, weighted_nll_loss
+from feedbackrl.algos import (
+    advantage_weights, dpo_loss, offpolicy_pg_loss, prompt_reward_to_go_advantages, token_weighted_nll_loss,
+    weighted_nll_loss,
+)
 from feedbackrl.policy.model import Policy
 from feedbackrl.tasks.arithmetic import ArithmeticConfig
 from feedbackrl.train import checkpoint as ckpt
 from feedbackrl.train.config import GenerationConfig, ModelConfig, OptimConfig
+from feedbackrl.train.credit import span_token_rewards
 from feedbackrl.train.offline_data import (
     PairData, TupleData, best_responses, load_pairs, load_tuples, prompt_mean_rewards,
 )
@@ -63,6 +67,10 @@ class WeightedOptions:
     max_weight: float = 20.0  # weight clipping; one lucky row must not dominate
     normalise: Literal["none", "batch"] = "batch"  # divide by the batch mean weight: a stable loss scale
     length_normalise: bool = True  # per-token mean log-prob, so long responses do not dominate
+    # sequence: the whole response weighted by its reward's advantage; item: each token by what
+    # the response earned from that token on (its items' `item_rewards`) against the prompt's
+    # logged mean at the same position (needs the tuples' `item_rewards` column)
+    credit: Literal["sequence", "item"] = "sequence"
 
     def validate(self) -> None:
         if self.temperature <= 0:
@@ -174,7 +182,13 @@ class PreferenceObjective:
 
 
 class WeightedRegressionObjective:
-    """AWR (advantage = reward - the prompt's mean logged reward) or RWR (advantage = reward)."""
+    """AWR (advantage = reward - the prompt's mean logged reward) or RWR (advantage = reward).
+
+    With `credit: item` every token gets its own weight: what the logged response earned from
+    that token on (the `item_rewards` of its items, each on the token that completes the item),
+    minus, for AWR, the mean of the same over the prompt's logged rows at that position. A list
+    whose third item was clicked then pushes up that item (and the picks before it), not its
+    unclicked neighbours below it."""
 
     def __init__(self, policy: Policy, data: TupleData, options: WeightedOptions, method: str):
         self.data, self.options = data, options
@@ -182,15 +196,63 @@ class WeightedRegressionObjective:
         self.advantages = data.rewards - baseline
         self.lengths = (torch.tensor([len(policy.encode_completion(r)) for r in data.responses])
                         if options.length_normalise else None)
+        self.token_advantages = self._token_advantages(policy, method) if options.credit == "item" else None
+
+    def _token_advantages(self, policy: Policy, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """[N, T] per-token advantages and mask from the rows' item rewards (class docstring)."""
+        d = self.data
+        if d.item_rewards is None:
+            raise ValueError("weighted.credit: item needs the tuples' item_rewards column")
+        rows = []
+        for response, items, reward in zip(d.responses, d.item_rewards, d.rewards.tolist()):
+            ids = policy.encode_completion(response)
+            text, spans, at = policy.decode(ids), [], 0
+            for item, r in zip(response.split(), items):
+                start = text.find(item, at)
+                if start < 0:  # the tokenizer wrote the item otherwise: its reward falls to the last token
+                    continue
+                at = start + len(item)
+                spans.append([start, at, r])
+            rows.append(span_token_rewards(ids, policy.decode, spans, reward))
+        width = max(map(len, rows))
+        rewards = torch.zeros((len(rows), width), dtype=torch.float64)
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            rewards[i, :len(row)] = torch.tensor(row, dtype=torch.float64)
+            mask[i, :len(row)] = True
+        if method == "awr":
+            index: dict[str, int] = {}
+            prompt_ids = torch.tensor([index.setdefault(p, len(index)) for p in d.prompts])
+            advantages = prompt_reward_to_go_advantages(rewards, mask, prompt_ids)
+        else:  # rwr: the reward to go itself
+            advantages = (rewards * mask).flip(-1).cumsum(-1).flip(-1) * mask
+        return advantages, mask
 
     def __call__(self, policy: Policy, idx: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         d, o = self.data, self.options
+        if self.token_advantages is not None:
+            return self._item_loss(policy, idx)
         logp = policy.sequence_logprobs([d.prompts[i] for i in idx], [d.responses[i] for i in idx])
         adv = self.advantages[idx].to(logp)
         w = advantage_weights(adv, temperature=o.temperature, max_weight=o.max_weight, normalise=o.normalise)
         lengths = self.lengths[idx].to(logp.device) if self.lengths is not None else None
         loss = weighted_nll_loss(logp, w, lengths)
         return loss, {"mean_weight": float(w.mean()), "max_weight": float(w.max()), "mean_advantage": float(adv.mean())}
+
+    def _item_loss(self, policy: Policy, idx: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        d, o = self.data, self.options
+        lp, mask = policy.completion_token_logprobs([d.prompts[i] for i in idx], [d.responses[i] for i in idx])
+        advantages, own_mask = self.token_advantages
+        t = lp.shape[1]
+        adv = advantages[idx, :t].to(lp)
+        valid = own_mask[idx, :t].to(lp.device) & mask.bool()
+        w = torch.zeros_like(lp)
+        # one weight per token, normalised over the batch's tokens
+        w[valid] = advantage_weights(adv[valid], temperature=o.temperature, max_weight=o.max_weight,
+                                     normalise=o.normalise)
+        loss = token_weighted_nll_loss(lp, w, valid)
+        return loss, {"mean_weight": float(w[valid].mean()), "max_weight": float(w[valid].max()),
+                      "mean_advantage": float(adv[valid].mean())}
 
 
 class OffPolicyGradientObjective:
@@ -243,7 +305,8 @@ def build_task(cfg: OfflineConfig):
 def load_data(cfg: OfflineConfig) -> PairData | TupleData:
     if cfg.method in PAIR_METHODS:
         return load_pairs(cfg.data, cfg.completion_prefix)
-    return load_tuples(cfg.data, need_propensity=cfg.method == "opg", completion_prefix=cfg.completion_prefix)
+    return load_tuples(cfg.data, need_propensity=cfg.method == "opg", completion_prefix=cfg.completion_prefix,
+                       need_item_rewards=cfg.method in ("awr", "rwr") and cfg.weighted.credit == "item")
 
 
 def _base_model(cfg: OfflineConfig, task, data: PairData | TupleData, run_dir: Path) -> Path | str:

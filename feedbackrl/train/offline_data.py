@@ -4,7 +4,9 @@ Files are Parquet or JSONL with the columns `feedbackrl.store.convert` writes:
 
 - tuples: `prompt`, `response`, `reward`, and for the off-policy gradient the logging
   policy's propensity of the whole response, either `logged_logprob` (its natural log, what
-  `convert` writes) or `propensity` (the probability itself, in (0, 1]);
+  `convert` writes) or `propensity` (the probability itself, in (0, 1]); for per-item credit
+  (`weighted.credit: item`) `item_rewards`, one number per item of the response (the response
+  is its items separated by spaces);
 - pairs: `prompt`, `chosen`, `rejected`.
 
 Other columns are ignored. A missing file, a missing column or a bad value stops the run with
@@ -34,6 +36,9 @@ class TupleData:
     responses: list[str]
     rewards: torch.Tensor  # [N] float64
     logged_logprobs: torch.Tensor | None  # [N] float64, log mu(response | prompt)
+    # each row's per-item rewards (one per space-separated item of the response); None when
+    # the files carry no `item_rewards` column
+    item_rewards: list[list[float]] | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -118,11 +123,27 @@ def _logged_logprob(path: Path, row: int, rows: list[dict], column: str) -> floa
     return value
 
 
-def load_tuples(paths: Sequence[str | Path], need_propensity: bool = False, completion_prefix: str = "") -> TupleData:
+def _item_rewards(path: Path, row: int, rows: list[dict], response: str) -> list[float]:
+    value = rows[row].get("item_rewards")
+    items = response.split()
+    if not isinstance(value, (list, tuple)) or len(value) != len(items):
+        raise OfflineDataError(f"{path}: row {row + 1}: column 'item_rewards' must be a list of {len(items)} numbers "
+                               f"(one per item of the response), got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise OfflineDataError(f"{path}: row {row + 1}: column 'item_rewards' must hold finite numbers, got {v!r}")
+        out.append(float(v))
+    return out
+
+
+def load_tuples(paths: Sequence[str | Path], need_propensity: bool = False, completion_prefix: str = "",
+                need_item_rewards: bool = False) -> TupleData:
     """Tuples from every file in `paths`. With `need_propensity`, every row must carry
-    `logged_logprob` or `propensity` (the off-policy gradient cannot use a row without it).
+    `logged_logprob` or `propensity` (the off-policy gradient cannot use a row without it);
+    with `need_item_rewards`, every row must carry `item_rewards` (per-item credit).
     `completion_prefix` is put before each response so it reads as the policy writes it."""
-    prompts, responses, rewards, logps = [], [], [], []
+    prompts, responses, rewards, logps, items = [], [], [], [], []
     for p in paths:
         path = Path(p)
         rows = read_records(path)
@@ -143,9 +164,14 @@ def load_tuples(paths: Sequence[str | Path], need_propensity: bool = False, comp
                 raise OfflineDataError(f"{path}: row {i + 1}: column {column!r} is empty (the off-policy gradient needs it)")
             else:
                 logps.append(float("nan"))
+            if need_item_rewards:
+                if "item_rewards" not in present:
+                    raise OfflineDataError(f"{path}: missing column 'item_rewards' (per-item credit needs what each item "
+                                           f"of the response earned; `feedbackrl logs convert` writes it)")
+                items.append(_item_rewards(path, i, rows, responses[-1]))
     logged = torch.tensor(logps, dtype=torch.float64)
     return TupleData(prompts, responses, torch.tensor(rewards, dtype=torch.float64),
-                     None if bool(torch.isnan(logged).all()) else logged)
+                     None if bool(torch.isnan(logged).all()) else logged, items if need_item_rewards else None)
 
 
 def load_pairs(paths: Sequence[str | Path], completion_prefix: str = "") -> PairData:
