@@ -16,7 +16,9 @@ class Sample:
     completion: str
     prompt_ids: list[int] = field(default_factory=list)
     completion_ids: list[int] = field(default_factory=list)
-    # Per-token log-probs of the completion under the behaviour (sampling or logging) policy.
+    # Per-token log-probs of the completion under the policy that produced it, as a forward pass
+    # computes them (at the sampling temperature, before any decoding constraint or top-p): the
+    # loss's pi_old. Offline, the logging policy's.
     logprobs: list[float] = field(default_factory=list)
     # Task-specific reference the reward needs: the answer, unit tests, the shopper intent.
     reference: Any = None
@@ -29,8 +31,12 @@ class Sample:
     metadata: dict = field(default_factory=dict)
     # Filled by a loop when a logged propensity (whole list / completion) is known from a log.
     logged_logprob: float | None = None
+    # Per-token log-probs under the distribution each token was actually drawn from (a decoding
+    # constraint and top-p applied and renormalised; 0 for greedy); None when not sampled here.
+    sampling_logprobs: list[float] | None = None
 
     @property
     def sequence_logprob(self) -> float:
-        """log pi_behaviour(completion | prompt): the propensity of the whole completion."""
-        return float(sum(self.logprobs))
+        """log pi_behaviour(completion | prompt): the propensity of the whole completion as it
+        was drawn (the sampling distribution when known, else `logprobs`)."""
+        return float(sum(self.sampling_logprobs if self.sampling_logprobs is not None else self.logprobs))

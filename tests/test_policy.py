@@ -61,8 +61,16 @@ def test_greedy_and_constraint(tiny_model_dir):
     out = policy.generate(["search: phone ->"], 3, max_new_tokens=4, constraint=only_sku_then_eos)
     assert all(s.completion_ids == [sku, policy.eos_id] for s in out)
     assert all(s.completion == " SKU-B" for s in out)
-    # a forced token has probability 1 under the masked distribution
-    assert all(abs(lp) < 1e-5 for s in out for lp in s.logprobs)
+    # a forced token has probability 1 under the masked distribution it was drawn from ...
+    assert all(abs(lp) < 1e-5 for s in out for lp in s.sampling_logprobs)
+    assert all(abs(s.sequence_logprob) < 1e-5 for s in out)
+    # ... while `logprobs` (the loss's pi_old) are the model's own, as a forward pass gives them,
+    # so the ratio pi_theta / pi_old starts at exactly 1 under a constraint too
+    batch = policy.collate(out)
+    with torch.no_grad():
+        lp = policy.token_logprobs(batch)["logprobs"]
+    assert torch.allclose(lp * batch.completion_mask, batch.old_logprobs, atol=1e-4)
+    assert float(batch.old_logprobs[0, 0]) < -1e-3  # SKU-B is not certain for the model itself
 
 
 def test_top_p_keeps_smallest_nucleus():

@@ -159,6 +159,21 @@ def test_tiny_run_writes_summary_scenarios_and_report(tiny_run):
     assert report.count("data:image/png;base64,") == 3 and "Fold6 launch" in report
 
 
+def test_constrained_sampling_starts_the_update_at_ratio_one(tiny_run):
+    """One optimizer step per rollout (batch 16 = minibatch 16, one epoch): pi_theta equals pi_old
+    at that step, so no token may be clipped. The SKU constraint renormalises the sampling
+    distribution; pi_old must be the model's own log-prob (what the update's forward computes),
+    else every ratio is below 1 and tokens with negative advantage lose their gradient."""
+    from pathlib import Path
+
+    rows = [json.loads(line) for line in (Path(tiny_run["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "policy/ratio_mean" in r]
+    assert len(steps) == 4
+    for r in steps:
+        assert r["policy/ratio_mean"] == pytest.approx(1.0, abs=1e-4)
+        assert r["policy/clip_fraction"] == 0.0
+
+
 def test_shop_table_prints_the_run(tiny_run, capsys):
     code, out, _ = _cli(capsys, "shop", "table", tiny_run["run_dir"])
     assert code == 0

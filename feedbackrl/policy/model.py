@@ -190,6 +190,7 @@ class Policy(nn.Module):
             samples.append(Sample(
                 prompt=prompts[r // num_samples], completion=self.decode(comp), prompt_ids=list(ids),
                 completion_ids=comp, logprobs=out.logprobs[r, :n].tolist(), group_id=r // num_samples,
+                sampling_logprobs=out.sampling_logprobs[r, :n].tolist(),
             ))
         return samples
 

@@ -22,8 +22,14 @@ Constraint = Callable[[int, list[int]], "Sequence[int] | None"]
 @dataclass
 class SampledBatch:
     tokens: torch.Tensor  # [N, T] generated ids, padded with pad_id after EOS
-    logprobs: torch.Tensor  # [N, T] log-prob of each generated token under the sampling dist
+    # [N, T] log-prob of each generated token under the model's distribution at the sampling
+    # temperature, before constraints and top-p: what a forward pass over the completion gives,
+    # so the loss's ratio pi_theta / pi_old starts at exactly 1
+    logprobs: torch.Tensor
     lengths: torch.Tensor  # [N] tokens up to and including EOS
+    # [N, T] log-prob under the distribution the token was drawn from (constraint and top-p
+    # applied, renormalised; 0 for greedy): the behaviour propensity
+    sampling_logprobs: torch.Tensor | None = None
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -63,6 +69,7 @@ def sample_tokens(
     n = len(prompt_ids)
     out_tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=device)
     out_logprobs = torch.zeros((n, max_new_tokens), device=device)
+    out_sampling = torch.zeros((n, max_new_tokens), device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     generated: list[list[int]] = [[] for _ in range(n)]
@@ -76,6 +83,7 @@ def sample_tokens(
     attn[:, :width] = prompts.attention_mask
     next_pos = positions[:, -1:] + 1
     for t in range(max_new_tokens):
+        model_logp = (logits / max(temperature, 1e-6)).log_softmax(-1)
         if constraint is not None:
             mask = torch.zeros_like(logits, dtype=torch.bool)
             for row in range(n):
@@ -85,11 +93,13 @@ def sample_tokens(
                     mask[row, list(allowed) or [eos_id]] = False
             logits = logits.masked_fill(mask, float("-inf"))
         scaled = logits / max(temperature, 1e-6)
-        logp_all = scaled.log_softmax(-1)
         if greedy:
             tok = scaled.argmax(-1)
+            sampling_logp = torch.zeros_like(scaled)
         else:
-            probs = top_p_filter(scaled, top_p).softmax(-1)
+            filtered = top_p_filter(scaled, top_p)
+            sampling_logp = filtered.log_softmax(-1)
+            probs = filtered.softmax(-1)
             if generator is not None and generator.device.type != probs.device.type:
                 # a generator on another device (a host one with a CUDA model): draw there
                 tok = torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(-1).to(device)
@@ -97,7 +107,8 @@ def sample_tokens(
                 tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
         out_tokens[:, t] = tok
-        out_logprobs[:, t] = torch.where(finished, 0.0, logp_all.gather(-1, tok[:, None]).squeeze(-1))
+        out_logprobs[:, t] = torch.where(finished, 0.0, model_logp.gather(-1, tok[:, None]).squeeze(-1))
+        out_sampling[:, t] = torch.where(finished, 0.0, sampling_logp.gather(-1, tok[:, None]).squeeze(-1))
         lengths += (~finished).long()
         if constraint is not None:
             for row in range(n):
@@ -115,4 +126,5 @@ def sample_tokens(
         logits = out.logits[:, -1, :].float()
         next_pos = next_pos + 1
     t_used = int(lengths.max()) if n else 0
-    return SampledBatch(out_tokens[:, :t_used].cpu(), out_logprobs[:, :t_used].cpu(), lengths.cpu())
+    return SampledBatch(out_tokens[:, :t_used].cpu(), out_logprobs[:, :t_used].cpu(), lengths.cpu(),
+                        out_sampling[:, :t_used].cpu())
