@@ -109,6 +109,7 @@ def shop_report_html(summary: dict, days: dict, scenarios: list[dict], metrics_r
         ("held-out CTR: policy / oracle", f"{summary.get('ctr_vs_oracle', float('nan')):.0%}"),
         ("Fold6 days to top 3", summary.get("fold6_days_to_top3")),
         ("gaming: S23 Ultra above A54", summary.get("gaming_s23_above_a54")),
+        ("gaming: the same check on the oracle's lists", summary.get("gaming_s23_above_a54_oracle")),
         ("steps", summary.get("steps")),
         ("wall seconds", f"{summary.get('wall_seconds', 0):.0f}"),
     ]

@@ -133,6 +133,8 @@ def test_tiny_run_writes_summary_scenarios_and_report(tiny_run):
     assert s["ctr_vs_bm25"] == pytest.approx(s["final_eval"]["ctr"] / s["bm25_eval"]["ctr"])
     assert s["ctr_vs_oracle"] == pytest.approx(s["final_eval"]["ctr"] / s["oracle_eval"]["ctr"])
     assert isinstance(s["gaming_s23_above_a54"], bool)
+    # the oracle's top 5 for gaming on day 5 is three S24 Ultras and two S24+: no S23 Ultra
+    assert s["gaming_s23_above_a54_oracle"] is False
     # the oracle shows the Fold6 in the top 3 of its intents on launch day
     assert s["launch_days_to_top3"]["oracle"]["3"] == {"foldable_phone": 0, "premium_phone": 0}
     # BM25 finds it for the held-out "newest fold phone" (its description says newest), not for
