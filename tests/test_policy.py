@@ -150,3 +150,28 @@ def test_prompt_pass_shares_repeated_prompts(tiny_model_dir):
         assert layer_shared.keys.shape == layer_plain.keys.shape
         assert torch.allclose(layer_shared.keys, layer_plain.keys, atol=1e-5)
         assert torch.allclose(layer_shared.values, layer_plain.values, atol=1e-5)
+
+
+def test_logit_bias_of_a_constraint_steers_sampling_not_greedy_nor_the_recorded_logprobs(tiny_model_dir):
+    policy = Policy.load(tiny_model_dir)
+    sku = policy.tokenizer(" SKU-C", add_special_tokens=False)["input_ids"][0]
+
+    class Boost:
+        logit_bias = {sku: 60.0}
+
+        def __call__(self, row, generated):
+            return None if not generated else [policy.eos_id]
+
+    g = torch.Generator().manual_seed(0)
+    out = policy.generate(["search: phone ->"], 4, max_new_tokens=3, constraint=Boost(), generator=g)
+    assert all(s.completion_ids[0] == sku for s in out)  # +60 on one logit: always drawn
+    assert all(abs(s.sampling_logprobs[0]) < 1e-4 for s in out)  # its probability as drawn: ~1
+    batch = policy.collate(out)
+    with torch.no_grad():
+        lp = policy.token_logprobs(batch)["logprobs"]
+    assert torch.allclose(lp * batch.completion_mask, batch.old_logprobs, atol=1e-4)  # the model's own
+    assert float(batch.old_logprobs[0, 0]) < -0.5
+    (greedy,) = policy.generate(["search: phone ->"], 1, max_new_tokens=3, constraint=Boost(), greedy=True)
+    (plain,) = policy.generate(["search: phone ->"], 1, max_new_tokens=3, greedy=True,
+                               constraint=lambda row, generated: None if not generated else [policy.eos_id])
+    assert greedy.completion_ids == plain.completion_ids  # greedy decoding ignores the bonus

@@ -244,3 +244,34 @@ def test_a_launched_item_starts_from_its_nearest_older_product(tmp_path):
     assert off.prepare_policy(policy) == []
     with pytest.raises(ConfigError, match="new_item_init: expected 'none' or 'neighbour'"):
         shop_configs_from_dict({"new_item_init": "random"})
+
+
+def test_launch_boost_names_launched_skus_for_their_first_days_only():
+    from feedbackrl.tasks.shop.constraint import sku_token_ids
+
+    class Tok:  # every SKU one token, as the tiny model's tokenizer has them
+        eos_token_id = 0
+
+        def __init__(self, skus):
+            self.ids = {f" {s}": i + 1 for i, s in enumerate(skus)}
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [self.ids[text]] if text in self.ids else [900, 901]}
+
+    task = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, launch_boost=3.0, launch_boost_days=2))
+    tok = Tok([p.sku for p in task.world.catalog.products])
+    fold6 = sku_token_ids(tok, ["SM-F956-256", "SM-F956-512"])
+    assert fold6 is not None
+    constraint = task.constraint(tok)
+    by_day = {}
+    for day in range(7):
+        task.shop.set_day(day)
+        by_day[day] = constraint.logit_bias
+    assert by_day[2] == {} and by_day[5] == {} and by_day[6] == {}
+    assert by_day[3] == by_day[4] == {fold6["SM-F956-256"]: 3.0, fold6["SM-F956-512"]: 3.0}
+    off = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1))
+    off.shop.set_day(3)
+    assert off.constraint(tok).logit_bias == {}
+    with pytest.raises(ConfigError, match="launch_boost"):
+        shop_configs_from_dict({"launch_boost": -1.0})
+

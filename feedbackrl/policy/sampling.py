@@ -16,6 +16,9 @@ import torch
 from feedbackrl.policy.shared_prompt import cache_keyword, cache_of, prompt_pass
 
 # (row, token ids generated so far in that row) -> token ids allowed next, or None for any.
+# A constraint object may also carry `logit_bias`, {token id: bonus} added to the logits when
+# sampling (never to greedy decoding): an exploration bonus, e.g. for a product just launched.
+# The recorded `logprobs` stay the model's own; `sampling_logprobs` include the bonus.
 Constraint = Callable[[int, list[int]], "Sequence[int] | None"]
 
 
@@ -82,8 +85,16 @@ def sample_tokens(
     attn = torch.zeros((n, width + max_new_tokens), dtype=torch.long, device=device)
     attn[:, :width] = prompts.attention_mask
     next_pos = positions[:, -1:] + 1
+    bias = None
+    bonus = None if greedy or constraint is None else getattr(constraint, "logit_bias", None)
+    if bonus:
+        bias = torch.zeros(logits.shape[-1], device=device)
+        bias[torch.tensor(list(bonus), dtype=torch.long, device=device)] = torch.tensor(
+            [float(v) for v in bonus.values()], device=device)
     for t in range(max_new_tokens):
         model_logp = (logits / max(temperature, 1e-6)).log_softmax(-1)
+        if bias is not None:
+            logits = logits + bias
         if constraint is not None:
             mask = torch.zeros_like(logits, dtype=torch.bool)
             for row in range(n):

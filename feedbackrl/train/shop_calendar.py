@@ -80,6 +80,13 @@ class ShopRunConfig:
     # description over theirs; ties to the newest release), so sampling tries it where it
     # tries its neighbour (the Fold6 starts as the Fold5); "none": leave the weights alone.
     new_item_init: str = "none"
+    # Exploration for launches: while sampling rollouts (never in greedy evaluation), a product
+    # launched mid-run gets this bonus on its SKU token's logit for `launch_boost_days` days from
+    # its launch, so lists for every intent try it, not only those where its neighbour was
+    # already shown. The loss's pi_old stays the model's own log-prob; the lists are then a little
+    # off-policy, the usual price of exploration. 0 = off.
+    launch_boost: float = 0.0
+    launch_boost_days: int = 3
     # Queries followed in the demo's table; empty = BUNDLED_SCENARIOS with the bundled data,
     # none with another catalog.
     scenarios: list[Scenario] = field(default_factory=list)
@@ -91,6 +98,8 @@ class ShopRunConfig:
             raise ValueError("prompt_candidates: must be >= 0")
         if not 0.0 <= self.query_noise <= 1.0:
             raise ValueError("query_noise: must be in [0, 1]")
+        if self.launch_boost < 0 or self.launch_boost_days < 1:
+            raise ValueError("launch_boost: must be >= 0 and launch_boost_days >= 1")
         if self.new_item_init not in ("none", "neighbour"):
             raise ValueError(f"new_item_init: expected 'none' or 'neighbour', got {self.new_item_init!r}")
 
@@ -134,6 +143,12 @@ class _TodaysConstraint:
             self._day = self.task.day
             self._inner = self.task.shop.constraint(self.tokenizer)
         return self._inner(row, generated_so_far)
+
+    @property
+    def logit_bias(self) -> dict[int, float]:
+        """{SKU token: launch_boost} for products launched mid-run within the last
+        `launch_boost_days` days (sampling adds it; greedy decoding ignores it)."""
+        return self.task.launch_bias(self.tokenizer)
 
 
 @dataclass
@@ -181,6 +196,17 @@ class CalendarShopTask:
     def on_train_step(self, step: int) -> None:
         self.step = step
         self.shop.set_day(self.day_of_step(step))
+
+    def launch_bias(self, tokenizer) -> dict[int, float]:
+        run, day = self.run, self.day
+        if run.launch_boost <= 0:
+            return {}
+        from feedbackrl.tasks.shop.constraint import sku_token_ids
+
+        recent = [p.sku for p in self.world.calendar.launches()
+                  if p.launch_day > 0 and p.launch_day <= day < p.launch_day + run.launch_boost_days]
+        ids = sku_token_ids(tokenizer, recent) if recent else None
+        return {ids[sku]: run.launch_boost for sku in recent} if ids else {}
 
     def prepare_policy(self, policy) -> list[tuple[str, str]]:
         """Called by the online loop before each step's rollout (after `on_train_step`): with
