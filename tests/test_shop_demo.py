@@ -102,7 +102,7 @@ def _cli(capsys, *args):
 
 TINY = ["model.tiny.hidden_size=32", "model.tiny.num_layers=1", "model.tiny.num_heads=2",
         "model.tiny.intermediate_size=64", "model.tiny.vocab_size=600", "sft.steps=3", "sft.examples=16",
-        "sft.warmup_steps=1", "steps=4", "batch_size=16", "algo.minibatch_size=16", "shop.steps_per_day=1",
+        "sft.warmup_steps=1", "steps=4", "batch_size=16", "algo.minibatch_size=16", "algo.epochs=1", "shop.steps_per_day=1",
         "shop.day=2", "shop.eval_shoppers=8", "progress=false"]
 
 
@@ -162,7 +162,7 @@ def test_tiny_run_writes_summary_scenarios_and_report(tiny_run):
 
 
 def test_constrained_sampling_starts_the_update_at_ratio_one(tiny_run):
-    """One optimizer step per rollout (batch 16 = minibatch 16, one epoch): pi_theta equals pi_old
+    """One optimizer step per rollout (batch 16 = minibatch 16, `algo.epochs=1` in TINY): pi_theta equals pi_old
     at that step, so no token may be clipped. The SKU constraint renormalises the sampling
     distribution; pi_old must be the model's own log-prob (what the update's forward computes),
     else every ratio is below 1 and tokens with negative advantage lose their gradient."""
