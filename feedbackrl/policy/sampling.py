@@ -109,7 +109,9 @@ def sample_tokens(
             sampling_logp = torch.zeros_like(scaled)
         else:
             filtered = top_p_filter(scaled, top_p)
-            sampling_logp = filtered.log_softmax(-1)
+            # nothing reshaped the model's distribution: it is the one sampled from (no second log_softmax)
+            plain = constraint is None and bias is None and top_p >= 1.0
+            sampling_logp = model_logp if plain else filtered.log_softmax(-1)
             probs = filtered.softmax(-1)
             if generator is not None and generator.device.type != probs.device.type:
                 # a generator on another device (a host one with a CUDA model): draw there
