@@ -2,7 +2,7 @@
 No models and no I/O live here; loops in `feedbackrl.train` compose these."""
 
 from feedbackrl.algos.advantages import (
-    expand_to_tokens, gae, group_advantages, group_reward_to_go_advantages, rloo_advantages,
+    expand_to_tokens, gae, group_advantages, group_reward_to_go_advantages, rewards_to_go, rloo_advantages,
 )
 from feedbackrl.algos.kl import entropy_from_logits, kl_divergence, logprobs_from_logits
 from feedbackrl.algos.masked import aggregate, masked_mean, masked_sum, masked_var, masked_whiten
@@ -21,7 +21,7 @@ __all__ = [
     # masked.py
     "aggregate", "masked_mean", "masked_sum", "masked_var", "masked_whiten",
     # advantages.py
-    "expand_to_tokens", "gae", "group_advantages", "group_reward_to_go_advantages", "rloo_advantages",
+    "expand_to_tokens", "gae", "group_advantages", "group_reward_to_go_advantages", "rewards_to_go", "rloo_advantages",
     # policy_loss.py
     "clipped_surrogate_loss", "clipped_value_loss", "policy_gradient_loss",
     # kl.py

@@ -97,6 +97,12 @@ def expand_to_tokens(seq_values: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     return seq_values[:, None] * mask.to(seq_values.dtype)
 
 
+def rewards_to_go(token_rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """G_t = sum of a row's rewards from token t on, 0 on padding: [N, T] -> [N, T]."""
+    m = mask.to(token_rewards.dtype)
+    return (token_rewards * m).flip(-1).cumsum(-1).flip(-1) * m
+
+
 def group_reward_to_go_advantages(token_rewards: torch.Tensor, mask: torch.Tensor, group_size: int,
                                   scale: str = "group", eps: float = 1e-6) -> torch.Tensor:
     """GRPO with per-token credit: rewards-to-go against a per-position group baseline.
@@ -119,8 +125,7 @@ def group_reward_to_go_advantages(token_rewards: torch.Tensor, mask: torch.Tenso
     if not token_rewards.is_floating_point():
         token_rewards = token_rewards.to(torch.get_default_dtype())
     m = mask.to(token_rewards.dtype)
-    r = token_rewards * m
-    to_go = r.flip(-1).cumsum(-1).flip(-1) * m  # [N, T]
+    to_go = rewards_to_go(token_rewards, mask)  # [N, T]
     n, t = to_go.shape
     grouped = to_go.reshape(-1, group_size, t)
     gmask = m.reshape(-1, group_size, t)

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from feedbackrl.algos.advantages import rewards_to_go
 from feedbackrl.algos.offpolicy import effective_sample_size
 
 
@@ -52,7 +53,7 @@ def prompt_reward_to_go_advantages(token_rewards: torch.Tensor, mask: torch.Tens
     of the list, estimated from the log. At t = 0 this is AWR's sequence advantage (reward minus
     the prompt's mean logged reward). Returns [N, T], 0 on padding."""
     m = mask.to(token_rewards.dtype)
-    to_go = (token_rewards * m).flip(-1).cumsum(-1).flip(-1) * m
+    to_go = rewards_to_go(token_rewards, mask)
     groups = int(prompt_ids.max()) + 1 if prompt_ids.numel() else 0
     sums = torch.zeros((groups, to_go.shape[1]), dtype=to_go.dtype).index_add_(0, prompt_ids, to_go)
     counts = torch.zeros(groups, dtype=to_go.dtype).index_add_(0, prompt_ids, torch.ones_like(to_go[:, 0]))

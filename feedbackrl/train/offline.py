@@ -26,11 +26,12 @@ from typing import Any, Callable, Literal
 import torch
 
 from feedbackrl.algos import (
-    advantage_weights, dpo_loss, offpolicy_pg_loss, prompt_reward_to_go_advantages, token_weighted_nll_loss,
-    weighted_nll_loss,
+    advantage_weights, dpo_loss, offpolicy_pg_loss, prompt_reward_to_go_advantages, rewards_to_go,
+    token_weighted_nll_loss, weighted_nll_loss,
 )
 from feedbackrl.policy.model import Policy
 from feedbackrl.tasks.arithmetic import ArithmeticConfig
+from feedbackrl.tasks.shop.reward import item_spans
 from feedbackrl.train import checkpoint as ckpt
 from feedbackrl.train.config import GenerationConfig, ModelConfig, OptimConfig
 from feedbackrl.train.credit import span_token_rewards
@@ -206,13 +207,8 @@ class WeightedRegressionObjective:
         rows = []
         for response, items, reward in zip(d.responses, d.item_rewards, d.rewards.tolist()):
             ids = policy.encode_completion(response)
-            text, spans, at = policy.decode(ids), [], 0
-            for item, r in zip(response.split(), items):
-                start = text.find(item, at)
-                if start < 0:  # the tokenizer wrote the item otherwise: its reward falls to the last token
-                    continue
-                at = start + len(item)
-                spans.append([start, at, r])
+            # an item the tokenizer wrote otherwise gets no span: its reward falls to the last token
+            spans = item_spans(policy.decode(ids), response.split(), items)
             rows.append(span_token_rewards(ids, policy.decode, spans, reward))
         width = max(map(len, rows))
         rewards = torch.zeros((len(rows), width), dtype=torch.float64)
@@ -225,7 +221,7 @@ class WeightedRegressionObjective:
             prompt_ids = torch.tensor([index.setdefault(p, len(index)) for p in d.prompts])
             advantages = prompt_reward_to_go_advantages(rewards, mask, prompt_ids)
         else:  # rwr: the reward to go itself
-            advantages = (rewards * mask).flip(-1).cumsum(-1).flip(-1) * mask
+            advantages = rewards_to_go(rewards, mask)
         return advantages, mask
 
     def __call__(self, policy: Policy, idx: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
