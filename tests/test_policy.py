@@ -1,5 +1,6 @@
 """The policy: loading from a local directory, sampling with the KV cache, log-probs."""
 
+import pytest
 import torch
 
 from feedbackrl.policy import LoraSettings, Policy
@@ -175,3 +176,49 @@ def test_logit_bias_of_a_constraint_steers_sampling_not_greedy_nor_the_recorded_
     (plain,) = policy.generate(["search: phone ->"], 1, max_new_tokens=3, greedy=True,
                                constraint=lambda row, generated: None if not generated else [policy.eos_id])
     assert greedy.completion_ids == plain.completion_ids  # greedy decoding ignores the bonus
+
+
+def test_exploration_mixes_a_uniform_pool_into_sampling_and_records_the_mixture(tiny_model_dir):
+    import math
+
+    policy = Policy.load(tiny_model_dir)
+    pool = [policy.tokenizer(f" SKU-{c}", add_special_tokens=False)["input_ids"][0] for c in "ABC"]
+    eps = 0.5
+
+    class Explore:
+        explore = eps
+
+        def __init__(self):
+            self.calls, self.pooled_rows = [], 4
+
+        def __call__(self, row, generated):
+            return None if not generated else [policy.eos_id]
+
+        def explore_pool(self, row, n_rows, generated):
+            self.calls.append((row, n_rows))
+            return None if generated else (pool if row < self.pooled_rows else None)  # first prompt's rows only
+
+    g = torch.Generator().manual_seed(0)
+    c = Explore()
+    out = policy.generate(["search: phone ->", "search: tv ->"], 4, max_new_tokens=3, constraint=c, generator=g)
+    assert {n for _, n in c.calls} == {8} and {r for r, _ in c.calls} == set(range(8))
+    batch = policy.collate(out)
+    with torch.no_grad():
+        lp = policy.token_logprobs(batch)["logprobs"]
+    assert torch.allclose(lp * batch.completion_mask, batch.old_logprobs, atol=1e-4)  # the model's own
+    for i, s in enumerate(out):
+        tok, model_lp = s.completion_ids[0], s.logprobs[0]
+        if i < 4:  # drawn from 0.5 x model + 0.5 x uniform over 3 tokens
+            expected = math.log((1 - eps) * math.exp(model_lp) + (eps / 3 if tok in pool else 0.0))
+        else:  # no pool: the model's distribution
+            expected = model_lp
+        assert s.sampling_logprobs[0] == pytest.approx(expected, abs=1e-4)
+    # with epsilon 1 every first pick of the pooled rows is from the pool; greedy ignores it
+    c.explore, c.pooled_rows = 1.0, 16
+    many = policy.generate(["search: phone ->"], 16, max_new_tokens=2, constraint=c, generator=g)
+    assert all(s.completion_ids[0] in pool for s in many)
+    assert all(s.sampling_logprobs[0] == pytest.approx(math.log(1 / 3), abs=1e-5) for s in many)
+    (greedy,) = policy.generate(["search: phone ->"], 1, max_new_tokens=3, constraint=c, greedy=True)
+    (plain,) = policy.generate(["search: phone ->"], 1, max_new_tokens=3, greedy=True,
+                               constraint=lambda row, generated: None if not generated else [policy.eos_id])
+    assert greedy.completion_ids == plain.completion_ids

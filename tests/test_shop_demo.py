@@ -275,3 +275,42 @@ def test_launch_boost_names_launched_skus_for_their_first_days_only():
     with pytest.raises(ConfigError, match="launch_boost"):
         shop_configs_from_dict({"launch_boost": -1.0})
 
+
+
+def test_exploration_pool_is_the_prompts_segment_on_sale_not_yet_listed():
+    class Tok:  # every SKU one token, as the tiny model's tokenizer has them
+        eos_token_id = 0
+
+        def __init__(self, skus):
+            self.ids = {f" {s}": i + 1 for i, s in enumerate(skus)}
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [self.ids[text]] if text in self.ids else [900, 901]}
+
+    task = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, explore=0.2))
+    world = task.world
+    tok = Tok([p.sku for p in world.catalog.products])
+    prompts = task.train_prompts(8, random.Random(0))
+    segments = [p.reference.segment for p in prompts]
+    assert task.rollout_segments == segments
+    constraint = task.constraint(tok)
+    assert constraint.explore == 0.2
+    day = task.day
+    assert {"mobile", "tv", "appliances"} <= set(segments)
+    for row in range(16):  # 8 prompts x 2 samples, prompt-major
+        seg = segments[row // 2]
+        expected = {tok.ids[" " + p.sku] for p in world.calendar.catalog_on(day) if world.catalog.segment_of(p) == seg}
+        pool = constraint.explore_pool(row, 16, [])
+        assert set(pool) == expected and len(pool) == len(expected)
+        first = pool[0]
+        assert first not in constraint.explore_pool(row, 16, [first])  # a listed product is not drawn again
+    mobile_row = 2 * segments.index("mobile")
+    assert tok.ids[" SM-F956-256"] not in constraint.explore_pool(mobile_row, 16, [])  # on sale from day 3
+    task.shop.set_day(3)
+    assert tok.ids[" SM-F956-256"] in constraint.explore_pool(mobile_row, 16, [])
+    full = [tok.ids[" " + p.sku] for p in world.calendar.catalog_on(day)[:task.shop.config.k]]
+    assert constraint.explore_pool(0, 16, full) is None  # the list is complete: only EOS is left
+    assert constraint.explore_pool(0, 17, []) is None  # rows that do not match the prompts: no exploring
+    assert CalendarShopTask(ShopTask(), ShopRunConfig()).constraint(tok).explore == 0.0
+    with pytest.raises(ConfigError, match="explore: must be in"):
+        shop_configs_from_dict({"explore": 1.5})

@@ -18,7 +18,11 @@ from feedbackrl.policy.shared_prompt import cache_keyword, cache_of, prompt_pass
 # (row, token ids generated so far in that row) -> token ids allowed next, or None for any.
 # A constraint object may also carry `logit_bias`, {token id: bonus} added to the logits when
 # sampling (never to greedy decoding): an exploration bonus, e.g. for a product just launched.
-# The recorded `logprobs` stay the model's own; `sampling_logprobs` include the bonus.
+# It may also carry `explore` (a share epsilon in [0, 1]) and `explore_pool(row, n_rows,
+# generated_so_far) -> token ids or None`: when sampling, each pick of a row with a pool is
+# drawn from (1 - epsilon) x the (constrained) model distribution + epsilon x uniform over the
+# pool (epsilon-exploration, never in greedy decoding).
+# The recorded `logprobs` stay the model's own; `sampling_logprobs` are the drawn distribution's.
 Constraint = Callable[[int, list[int]], "Sequence[int] | None"]
 
 
@@ -46,6 +50,29 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     drop_sorted = probs.cumsum(-1) - probs >= top_p
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
+
+
+def _mix_exploration(probs: torch.Tensor, logp: torch.Tensor, epsilon: float, pool_of, n: int,
+                     generated: list[list[int]], finished: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 - epsilon) probs + epsilon uniform(pool) for every unfinished row whose pool is not
+    empty; the other rows keep `probs`. Returns the mixed probabilities and their logs."""
+    uniform = torch.zeros_like(probs)
+    rows = []
+    for row in range(n):
+        if finished[row]:
+            continue
+        pool = pool_of(row, n, generated[row])
+        if pool:
+            uniform[row, list(pool)] = 1.0 / len(pool)
+            rows.append(row)
+    if not rows:
+        return probs, logp
+    mixed = probs.clone()
+    idx = torch.tensor(rows, dtype=torch.long, device=probs.device)
+    mixed[idx] = (1.0 - epsilon) * probs[idx] + epsilon * uniform[idx]
+    logp = logp.clone()
+    logp[idx] = mixed[idx].log()
+    return mixed, logp
 
 
 @torch.inference_mode()
@@ -91,6 +118,8 @@ def sample_tokens(
         bias = torch.zeros(logits.shape[-1], device=device)
         bias[torch.tensor(list(bonus), dtype=torch.long, device=device)] = torch.tensor(
             [float(v) for v in bonus.values()], device=device)
+    explore = 0.0 if greedy or constraint is None else float(getattr(constraint, "explore", 0.0) or 0.0)
+    explore_pool = getattr(constraint, "explore_pool", None) if explore > 0 else None
     for t in range(max_new_tokens):
         model_logp = (logits / max(temperature, 1e-6)).log_softmax(-1)
         if bias is not None:
@@ -113,6 +142,9 @@ def sample_tokens(
             plain = constraint is None and bias is None and top_p >= 1.0
             sampling_logp = model_logp if plain else filtered.log_softmax(-1)
             probs = filtered.softmax(-1)
+            if explore_pool is not None:
+                probs, sampling_logp = _mix_exploration(probs, sampling_logp, explore, explore_pool, n, generated,
+                                                        finished)
             if generator is not None and generator.device.type != probs.device.type:
                 # a generator on another device (a host one with a CUDA model): draw there
                 tok = torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(-1).to(device)

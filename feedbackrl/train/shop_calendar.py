@@ -87,6 +87,13 @@ class ShopRunConfig:
     # off-policy, the usual price of exploration. 0 = off.
     launch_boost: float = 0.0
     launch_boost_days: int = 3
+    # Exploration for every intent: while sampling rollouts (never in greedy evaluation), each
+    # pick is drawn with probability `explore` uniformly from the products on sale in the
+    # prompt's segment (not yet in the list) instead of from the policy. Imitating static search
+    # leaves the policy sure of BM25's items and blind to the rest: without it the compact-phone
+    # intent, whose right answers BM25 never shows, stayed at 0.01 clicks per search. pi_old stays
+    # the model's own log-prob (the explored picks are off-policy, as with launch_boost). 0 = off.
+    explore: float = 0.0
     # Queries followed in the demo's table; empty = BUNDLED_SCENARIOS with the bundled data,
     # none with another catalog.
     scenarios: list[Scenario] = field(default_factory=list)
@@ -100,6 +107,8 @@ class ShopRunConfig:
             raise ValueError("query_noise: must be in [0, 1]")
         if self.launch_boost < 0 or self.launch_boost_days < 1:
             raise ValueError("launch_boost: must be >= 0 and launch_boost_days >= 1")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ValueError(f"explore: must be in [0, 1], got {self.explore}")
         if self.new_item_init not in ("none", "neighbour"):
             raise ValueError(f"new_item_init: expected 'none' or 'neighbour', got {self.new_item_init!r}")
 
@@ -150,6 +159,24 @@ class _TodaysConstraint:
         `launch_boost_days` days (sampling adds it; greedy decoding ignores it)."""
         return self.task.launch_bias(self.tokenizer)
 
+    @property
+    def explore(self) -> float:
+        return self.task.run.explore
+
+    def explore_pool(self, row: int, n_rows: int, generated_so_far: Sequence[int]) -> list[int] | None:
+        """The SKU tokens an exploring pick of `row` draws from: today's products of the
+        segment of the row's prompt (the last `train_prompts`, rows prompt-major), not yet
+        listed; None once the list is full or the row's prompt is unknown."""
+        segments = self.task.rollout_segments
+        if not segments or n_rows % len(segments):
+            return None
+        allowed = self(row, generated_so_far)
+        if not allowed or allowed == [self.tokenizer.eos_token_id]:
+            return None
+        segment = segments[row // (n_rows // len(segments))]
+        pool = self.task.segment_token_ids(self.tokenizer).get(segment, set())
+        return [t for t in allowed if t in pool]
+
 
 @dataclass
 class DayEval:
@@ -174,6 +201,8 @@ class CalendarShopTask:
                                      similar_query=self.run.similar_query)
         self._vocabulary: list[str] | None = None
         self.initialised: dict[str, str] = {}  # launched SKU -> the SKU its embedding was copied from
+        self.rollout_segments: list[str] = []  # the segment of each prompt of the last train_prompts
+        self._segment_ids: dict[str, set[int]] | None = None
 
     # the Task protocol, delegated
     @property
@@ -250,7 +279,21 @@ class CalendarShopTask:
         prompts = self.shop.train_prompts(n, rng)
         if self.run.query_noise > 0:
             prompts = [self._noisy(p, rng) if rng.random() < self.run.query_noise else p for p in prompts]
+        self.rollout_segments = [p.reference.segment for p in prompts]
         return self._render(prompts)
+
+    def segment_token_ids(self, tokenizer) -> dict[str, set[int]]:
+        """segment -> the SKU tokens of its products (every day's; the constraint keeps to today's)."""
+        if self._segment_ids is None:
+            from feedbackrl.tasks.shop.constraint import sku_token_ids
+
+            catalog = self.world.catalog
+            ids = sku_token_ids(tokenizer, [p.sku for p in catalog.products]) or {}
+            self._segment_ids = {}
+            for p in catalog.products:
+                if p.sku in ids:
+                    self._segment_ids.setdefault(catalog.segment_of(p), set()).add(ids[p.sku])
+        return self._segment_ids
 
     def _noisy(self, prompt: Prompt, rng: random.Random) -> Prompt:
         if self._vocabulary is None:
