@@ -17,6 +17,10 @@ def test_tiny_model_loads_like_any_hf_model(tiny_model_dir):
     # digits are single tokens; the added SKUs are whole tokens with and without a space
     assert [tok.decode([i]) for i in tok("123", add_special_tokens=False)["input_ids"]] == ["1", "2", "3"]
     assert len(tok(" SKU-A SKU-B", add_special_tokens=False)["input_ids"]) == 2
+    # a decoder-only model's batches pad on the left, also for whoever loads the saved tokenizer
+    assert tok.padding_side == "left"
+    batch = tok(["1+2", "10+20="], padding=True)["input_ids"]
+    assert batch[0][0] == tok.pad_token_id and batch[1][-1] != tok.pad_token_id
 
 
 def test_default_tiny_config_is_under_five_million(tmp_path):

@@ -49,15 +49,16 @@ def train_tokenizer(corpus: Iterable[str], extra_tokens: Sequence[str] = (), voc
         show_progress=False,
     )
     tok.train_from_iterator(list(corpus), trainer=trainer)
+    # padding_side as a constructor argument, not an attribute set afterwards: only init
+    # arguments reach tokenizer_config.json, and a decoder-only model is padded on the left
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK
+        tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK, padding_side="left"
     )
     if extra_tokens:
         words = []
         for t in dict.fromkeys(extra_tokens):
             words += [AddedToken(t, normalized=False), AddedToken(" " + t, normalized=False)]
         fast.add_tokens(words)
-    fast.padding_side = "left"
     return fast
 
 
