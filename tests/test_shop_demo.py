@@ -246,20 +246,23 @@ def test_a_launched_item_starts_from_its_nearest_older_product(tmp_path):
         shop_configs_from_dict({"new_item_init": "random"})
 
 
+class SkuTokenizer:
+    """Every SKU one token, as the tiny model's tokenizer has them; anything else two tokens."""
+
+    eos_token_id = 0
+
+    def __init__(self, skus):
+        self.ids = {f" {s}": i + 1 for i, s in enumerate(skus)}
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [self.ids[text]] if text in self.ids else [900, 901]}
+
+
 def test_launch_boost_names_launched_skus_for_their_first_days_only():
     from feedbackrl.tasks.shop.constraint import sku_token_ids
 
-    class Tok:  # every SKU one token, as the tiny model's tokenizer has them
-        eos_token_id = 0
-
-        def __init__(self, skus):
-            self.ids = {f" {s}": i + 1 for i, s in enumerate(skus)}
-
-        def __call__(self, text, add_special_tokens=False):
-            return {"input_ids": [self.ids[text]] if text in self.ids else [900, 901]}
-
     task = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, launch_boost=3.0, launch_boost_days=2))
-    tok = Tok([p.sku for p in task.world.catalog.products])
+    tok = SkuTokenizer([p.sku for p in task.world.catalog.products])
     fold6 = sku_token_ids(tok, ["SM-F956-256", "SM-F956-512"])
     assert fold6 is not None
     constraint = task.constraint(tok)
@@ -278,18 +281,9 @@ def test_launch_boost_names_launched_skus_for_their_first_days_only():
 
 
 def test_exploration_pool_is_the_prompts_segment_on_sale_not_yet_listed():
-    class Tok:  # every SKU one token, as the tiny model's tokenizer has them
-        eos_token_id = 0
-
-        def __init__(self, skus):
-            self.ids = {f" {s}": i + 1 for i, s in enumerate(skus)}
-
-        def __call__(self, text, add_special_tokens=False):
-            return {"input_ids": [self.ids[text]] if text in self.ids else [900, 901]}
-
     task = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, explore=0.2))
     world = task.world
-    tok = Tok([p.sku for p in world.catalog.products])
+    tok = SkuTokenizer([p.sku for p in world.catalog.products])
     prompts = task.train_prompts(8, random.Random(0))
     segments = [p.reference.segment for p in prompts]
     assert task.rollout_segments == segments
