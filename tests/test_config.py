@@ -32,6 +32,8 @@ def test_loads_nested_sections_and_overrides(tmp_path):
         ("steps: [1, 2\n", "invalid YAML"),
         ("- a\n- b\n", "top level must be a mapping"),
         ("arithmetic:\n  ops: ['/']\n", "ops: must be a non-empty subset"),
+        # one-digit sums are 100 problems: 200 held out would leave none to train on (it hung)
+        ("arithmetic:\n  digits: 1\n", "eval_size: 200 held-out problems is more than half of the 100"),
         ("optim: 3\n", "optim: expected a mapping"),
     ],
 )
@@ -63,3 +65,13 @@ def test_cli_prints_one_line_not_a_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "group_size" in r.stderr and str(p) in r.stderr
+
+
+def test_distinct_arithmetic_problems_counted_by_hand():
+    from feedbackrl.tasks.arithmetic import ArithmeticConfig
+
+    assert ArithmeticConfig(digits=1, ops=["+"]).distinct_problems() == 100  # a, b in 0..9
+    assert ArithmeticConfig(digits=1, ops=["-"]).distinct_problems() == 55  # a >= b: 10 + 9 + ... + 1
+    assert ArithmeticConfig(digits=1, ops=["-"], allow_negative=True).distinct_problems() == 100
+    assert ArithmeticConfig(digits=2, ops=["+", "*"]).distinct_problems() == 20_000
+    ArithmeticConfig(digits=1, eval_size=50).validate()  # exactly half: allowed (the e2e test's setting)

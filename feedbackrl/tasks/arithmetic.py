@@ -43,10 +43,22 @@ class ArithmeticConfig:
             raise ValueError(f"ops: must be a non-empty subset of {list(_OPS)}, got {self.ops}")
         if self.eval_size < 1:
             raise ValueError("eval_size: must be >= 1")
+        distinct = self.distinct_problems()
+        if self.eval_size > distinct // 2:
+            # the held-out problems are excluded from training: too many would leave none to train on
+            raise ValueError(f"eval_size: {self.eval_size} held-out problems is more than half of the {distinct} "
+                             f"distinct problems of digits={self.digits}, ops={self.ops}; use at most {distinct // 2}")
         if not 0.0 <= self.demo_error_rate < 1.0:
             raise ValueError("demo_error_rate: must be within [0, 1)")
         if not 0.0 <= self.format_reward <= 1.0:
             raise ValueError("format_reward: must be within [0, 1]")
+
+
+    def distinct_problems(self) -> int:
+        """How many different problems the generator can draw."""
+        n = 10 ** self.digits  # operands 0 .. 10**digits - 1
+        pairs = {"+": n * n, "*": n * n, "-": n * n if self.allow_negative else n * (n + 1) // 2}
+        return sum(pairs[op] for op in set(self.ops))
 
 
 def render(a: int, op: str, b: int) -> str:
