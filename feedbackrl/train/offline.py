@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
+from feedbackrl.train.seeding import seed_run
 from feedbackrl.algos import (
     advantage_weights, dpo_loss, offpolicy_pg_loss, prompt_reward_to_go_advantages, rewards_to_go,
     token_weighted_nll_loss, weighted_nll_loss,
@@ -375,7 +376,7 @@ def train_offline(cfg: OfflineConfig, *, log: Callable[[str], None] = print, tas
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
+    seed_run(cfg.seed)
     random.seed(cfg.seed)
     data = load_data(cfg)
     task = task if task is not None else build_task(cfg)

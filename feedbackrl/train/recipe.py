@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from feedbackrl.train.seeding import seed_run
 from feedbackrl.policy.model import Policy
 from feedbackrl.policy.tiny import build_tiny_model
 from feedbackrl.tasks.base import Task
@@ -64,7 +65,7 @@ def warm_start(cfg: RunConfig, task: Task, base: Path | str, run_dir: Path, log:
     out = run_dir / "sft"
     if (out / DONE).exists():
         return out
-    torch.manual_seed(cfg.seed)
+    seed_run(cfg.seed)
     policy = Policy.load(base, device=cfg.model.device, dtype=cfg.model.dtype)
     pairs = task.sft_pairs(cfg.sft.examples, random.Random(cfg.seed + 1))
     t0 = time.perf_counter()
@@ -114,7 +115,7 @@ def train(cfg: RunConfig, *, resume: bool = True, log: Callable[[str], None] = p
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(_config_dict(cfg), indent=2))
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
+    seed_run(cfg.seed)
     random.seed(cfg.seed)
     task = task or build_task(cfg)
     base = prepare_model(cfg, task, run_dir)

@@ -25,6 +25,7 @@ from typing import Literal
 
 import torch
 
+from feedbackrl.train.seeding import seed_run
 from feedbackrl.policy.tiny import TinyModelConfig
 
 REQUIRED_COLUMNS = ("prompt", "chosen", "rejected")
@@ -378,7 +379,7 @@ def train_reward_model(config: RewardModelConfig, show_progress: bool = False) -
 
     started = time.perf_counter()
     random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    seed_run(config.seed)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     train_rows, eval_rows, skipped = load_pairs(config)
     backbone_name, local_only = resolve_backbone(config, train_rows)
