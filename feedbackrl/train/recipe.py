@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
 from feedbackrl.train.seeding import seed_run
 from feedbackrl.policy.model import Policy
