@@ -108,8 +108,9 @@ def shop_report_html(summary: dict, days: dict, scenarios: list[dict], metrics_r
         ("held-out CTR: policy / BM25", f"{summary.get('ctr_vs_bm25', float('nan')):.2f}x"),
         ("held-out CTR: policy / oracle", f"{summary.get('ctr_vs_oracle', float('nan')):.0%}"),
         ("Fold6 days to top 3", summary.get("fold6_days_to_top3")),
-        ("gaming: S23 Ultra above A54", summary.get("gaming_s23_above_a54")),
-        ("gaming: the same check on the oracle's lists", summary.get("gaming_s23_above_a54_oracle")),
+        ("gaming: S23 Ultra above A54 (whole order)", summary.get("gaming_s23_above_a54")),
+        ("gaming: the same check on the oracle's order", summary.get("gaming_s23_above_a54_oracle")),
+        ("gaming: S23 Ultra shown above A54 (top k)", summary.get("gaming_s23_above_a54_shown")),
         ("steps", summary.get("steps")),
         ("wall seconds", f"{summary.get('wall_seconds', 0):.0f}"),
     ]
@@ -147,8 +148,13 @@ def scenario_table(payload: dict):
                           f"{lst['bm25_ctr']:.2f} -> {lst['policy_ctr']:.2f}")
         if "above" in sc:
             a = sc["above"]
-            table.add_row("", "", f"{a['higher']} above {a['lower']} for every phrasing", "", "", "",
-                          "yes" if a["holds"] else "no")
+            ranks = a.get("full_order_ranks", {})
+            where = "; ".join(f"{r['higher'] or '-'} vs {r['lower'] or '-'}" for r in ranks.values())
+            table.add_row("", "", f"{a['higher']} above {a['lower']} in the whole order, every phrasing",
+                          "", "", "", f"{'yes' if a['holds'] else 'no'}" + (f" (ranks {where})" if where else ""))
+            if "shown_holds" in a:
+                table.add_row("", "", f"... and shown in the top {len(a['oracle_list'])}", "", "", "",
+                              "yes" if a["shown_holds"] else "no")
         table.add_section()
     o = payload.get("overall")
     if o:

@@ -132,9 +132,11 @@ def test_tiny_run_writes_summary_scenarios_and_report(tiny_run):
     assert s["steps"] == 4 and s["days"] == [2, 3, 4, 5] and s["steps_per_day"] == 1
     assert s["ctr_vs_bm25"] == pytest.approx(s["final_eval"]["ctr"] / s["bm25_eval"]["ctr"])
     assert s["ctr_vs_oracle"] == pytest.approx(s["final_eval"]["ctr"] / s["oracle_eval"]["ctr"])
-    assert isinstance(s["gaming_s23_above_a54"], bool)
-    # the oracle's top 5 for gaming on day 5 is three S24 Ultras and two S24+: no S23 Ultra
-    assert s["gaming_s23_above_a54_oracle"] is False
+    assert isinstance(s["gaming_s23_above_a54"], bool) and isinstance(s["gaming_s23_above_a54_shown"], bool)
+    # the oracle's top 5 for gaming on day 5 is three S24 Ultras and two S24+: no S23 Ultra shown,
+    # but in its whole order the S23 Ultra (utility 0.90) is far above the A54
+    assert s["gaming_s23_above_a54_shown_oracle"] is False
+    assert s["gaming_s23_above_a54_oracle"] is True
     # the oracle shows the Fold6 in the top 3 of its intents on launch day
     assert s["launch_days_to_top3"]["oracle"]["3"] == {"foldable_phone": 0, "premium_phone": 0}
     # BM25 finds it for the held-out "newest fold phone" (its description says newest), not for
@@ -154,6 +156,13 @@ def test_tiny_run_writes_summary_scenarios_and_report(tiny_run):
     ranks = {it["sku"]: it["bm25_rank"] for it in gaming["items"]}
     assert ranks == {"SM-S928-256": None, "SM-S918-256": None, "SM-A546-128": 4}
     assert gaming["lists"][1]["held_out"] and gaming["lists"][1]["query"] == "fast phone for playing games"
+    above = gaming["above"]
+    # the whole order: every phrasing of the intent, every product of the mobile segment placed once
+    assert set(above["full_order_ranks"]) == set(above["per_query"]) and len(above["per_query"]) == 4
+    for q, r in above["full_order_ranks"].items():
+        assert r["higher"] is not None and r["lower"] is not None  # the whole order holds both
+        assert above["per_query"][q] == (r["higher"] < r["lower"])
+    assert s["gaming_s23_above_a54"] == all(above["per_query"].values())
     fold6 = scen["scenarios"][4]
     assert fold6["day"] == 5 and {it["sku"]: it["bm25_rank"] for it in fold6["items"]}["SM-F956-256"] is None
 
@@ -308,3 +317,20 @@ def test_exploration_pool_is_the_prompts_segment_on_sale_not_yet_listed():
     assert CalendarShopTask(ShopTask(), ShopRunConfig()).constraint(tok).explore == 0.0
     with pytest.raises(ConfigError, match="explore: must be in"):
         shop_configs_from_dict({"explore": 1.5})
+
+
+def test_full_orders_place_every_product_of_the_segment_once(tiny_run):
+    """The whole order behind the gaming check: each row is a permutation of the products on
+    sale that day (no repeat, none left out), and its first k are the greedy top k."""
+    from feedbackrl.policy.model import Policy
+    from feedbackrl.tasks.shop.world import load_shop_world
+    from feedbackrl.train.shop_ranking import full_orders, greedy_lists
+
+    world = load_shop_world()
+    policy = Policy.load(tiny_run["checkpoint"])
+    queries = [("gaming phone", "mobile"), ("gaming tv", "tv"), ("budget washing machine", "appliances")]
+    orders = full_orders(policy, world, queries, 5)
+    for order in orders:
+        assert sorted(order) == sorted(p.sku for p in world.catalog_on(5))
+    tops = greedy_lists(policy, world, queries, 5, 5)
+    assert [o[:5] for o in orders] == tops

@@ -37,7 +37,7 @@ from feedbackrl.tasks.shop.text_format import render_completion, render_prompt
 from feedbackrl.train.config import RunConfig
 from feedbackrl.train.recipe import build_task, run_dir_of, train
 from feedbackrl.train.shop_calendar import CalendarShopTask, Scenario
-from feedbackrl.train.shop_ranking import greedy_lists
+from feedbackrl.train.shop_ranking import full_orders, greedy_lists
 
 CURVE_METRICS = ("ctr", "conversion", "ndcg@5", "revenue_per_session")
 
@@ -149,11 +149,21 @@ def scenario_rows(policy: Policy, task: CalendarShopTask, scenarios: list[Scenar
             def holds(got: list[str]) -> bool:
                 return hi in got and (lo not in got or got.index(hi) < got.index(lo))
 
-            ok = {q: holds(by_query[q]) for q in checked}
+            shown = {q: holds(by_query[q]) for q in checked}
             # the same check on the oracle's lists: whether the ceiling itself shows `higher` in its top k
             oracle_list = OracleRanker(world).rank(sc.query, intent.segment, day, k).skus
-            row["above"] = {"higher": hi, "lower": lo, "per_query": ok, "holds": all(ok.values()),
-                            "oracle_holds": holds(oracle_list), "oracle_list": oracle_list}
+            # The target's reading: the policy's whole order (its top k continued greedily), because a top k may rightly hold neither product: on the bundled data the
+            # oracle's top 5 for gaming is S24s, and it fails the shown reading.
+            orders = dict(zip(checked, full_orders(policy, world, [(q, intent.segment) for q in checked], day,
+                                                   task.prompter)))
+            order_ranks = {q: {"higher": _rank(o, hi), "lower": _rank(o, lo)} for q, o in orders.items()}
+            full = {q: holds(o) for q, o in orders.items()}
+            oracle_order = OracleRanker(world).rank(sc.query, intent.segment, day,
+                                                    len(world.catalog_on(day))).skus
+            row["above"] = {"higher": hi, "lower": lo, "per_query": full, "holds": all(full.values()),
+                            "full_order_ranks": order_ranks, "oracle_holds": holds(oracle_order),
+                            "shown_per_query": shown, "shown_holds": all(shown.values()),
+                            "oracle_shown_holds": holds(oracle_list), "oracle_list": oracle_list}
         rows.append(row)
     return rows
 
@@ -197,8 +207,7 @@ def run_shop_demo(cfg: RunConfig, *, fresh: bool = True, log: Callable[[str], No
     scenarios = scenario_rows(policy, task, task.run.scenarios, last_day)
     final, bm25_final, oracle_final = policy_days[last_day][0], baselines["bm25"][last_day][0], baselines["oracle"][last_day][0]
     trained = training_phrasings_eval(policy, task, last_day)
-    gaming = next((sc["above"]["holds"] for sc in scenarios if "above" in sc), None)
-    gaming_oracle = next((sc["above"]["oracle_holds"] for sc in scenarios if "above" in sc), None)
+    above = next((sc["above"] for sc in scenarios if "above" in sc), None)
 
     summary.update({
         "steps_per_day": cfg.eval_every,
@@ -212,9 +221,13 @@ def run_shop_demo(cfg: RunConfig, *, fresh: bool = True, log: Callable[[str], No
         "conversion_vs_bm25": final["conversion"] / bm25_final["conversion"] if bm25_final["conversion"] else None,
         "fold6_days_to_top3": fold6,
         "launch_days_to_top3": {name: {str(d): v for d, v in res.items()} for name, res in launches.items()},
-        "gaming_s23_above_a54": gaming,
-        # the same check on the oracle's top k (False when the ceiling itself does not show the S23 Ultra)
-        "gaming_s23_above_a54_oracle": gaming_oracle,
+        # in the policy's whole order of the segment, for every phrasing of the gaming intent
+        "gaming_s23_above_a54": above["holds"] if above else None,
+        "gaming_s23_above_a54_oracle": above["oracle_holds"] if above else None,
+        # the stricter reading: the S23 Ultra shown in the top k, above the A54 if that is shown
+        # (the oracle's own top 5 fails it on the bundled data)
+        "gaming_s23_above_a54_shown": above["shown_holds"] if above else None,
+        "gaming_s23_above_a54_shown_oracle": above["oracle_shown_holds"] if above else None,
         "training_phrasings": {name: {m: v[m] for m in CURVE_METRICS} for name, v in trained.items()},
         "train_wall_seconds": summary["wall_seconds"],
     })

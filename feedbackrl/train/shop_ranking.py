@@ -92,6 +92,26 @@ def greedy_lists(policy: Policy, world: ShopWorld, queries: Sequence[tuple[str, 
     return [parse_ranking(s.completion, world.catalog, world.calendar, day, k).items for s in samples]
 
 
+def full_orders(policy: Policy, world: ShopWorld, queries: Sequence[tuple[str, str]], day: int,
+                prompter: ShopPrompter | None = None) -> list[list[str]]:
+    """The policy's whole order of the products on sale on `day` for each (query, segment):
+    the greedy top k of `greedy_lists` continued, one SKU after another without repeats, until
+    every product is placed (or the model's context is full). Where a top k rightly leaves two
+    products out, this says which of them the policy prefers."""
+    if not queries:
+        return []
+    prompter = prompter or ShopPrompter(world)
+    prompts = [prompter(q, seg, day) for q, seg in queries]
+    n = len(world.catalog_on(day))
+    limit = getattr(policy.model.config, "max_position_embeddings", None)
+    if limit:  # a catalog larger than the model's context: order as many as fit
+        longest = max(len(policy.tokenizer(p)["input_ids"]) for p in prompts)
+        n = max(1, min(n, limit - longest - 1))
+    constraint = CatalogConstraint(policy.tokenizer, world.catalog, day, n, world.calendar)
+    samples = policy.generate(prompts, 1, greedy=True, max_new_tokens=n + 1, constraint=constraint)
+    return [parse_ranking(s.completion, world.catalog, world.calendar, day, n).items for s in samples]
+
+
 class PolicyRanker:
     """A policy (or a checkpoint directory) ranking with greedy constrained decoding."""
 
