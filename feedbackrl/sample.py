@@ -34,6 +34,9 @@ class Sample:
     # Per-token log-probs under the distribution each token was actually drawn from (a decoding
     # constraint and top-p applied and renormalised; 0 for greedy); None when not sampled here.
     sampling_logprobs: list[float] | None = None
+    # [T, V] bool tensor, when sampled with a constraint and `mask_logprobs`: the tokens allowed
+    # at each completion position; `logprobs` (and a training forward pass) are normalised over them
+    allowed: Any = None
 
     @property
     def sequence_logprob(self) -> float:

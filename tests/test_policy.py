@@ -226,3 +226,57 @@ def test_exploration_mixes_a_uniform_pool_into_sampling_and_records_the_mixture(
     (plain,) = policy.generate(["search: phone ->"], 1, max_new_tokens=3, greedy=True,
                                constraint=lambda row, generated: None if not generated else [policy.eos_id])
     assert greedy.completion_ids == plain.completion_ids
+
+
+def test_masked_logprobs_are_the_model_renormalised_over_the_allowed_tokens(tiny_model_dir):
+    """`mask_logprobs`: each token's recorded log-prob is log softmax of the model's logits over
+    the tokens the constraint allowed at that step (checked against a plain forward pass and a
+    hand renormalisation), a forward pass over the collated samples gives the same numbers (the
+    ratio starts at 1), the entropy is that of the masked distribution (at most log |allowed|),
+    and rows or steps without a constraint keep the whole vocabulary."""
+    policy = Policy.load(tiny_model_dir)
+    ids = sorted(set(policy.tokenizer(" SKU-A SKU-B SKU-C phone", add_special_tokens=False)["input_ids"]))[:3]
+    eos = policy.eos_id
+
+    def two_picks(row, generated):  # row 1 is unconstrained
+        if row % 2 == 1:
+            return None
+        return [t for t in ids if t not in generated] if len(generated) < 2 else [eos]
+
+    g = torch.Generator().manual_seed(0)
+    prompts = ["search: phone ->", "search: tv ->"]
+    out = policy.generate(prompts, 2, max_new_tokens=3, constraint=two_picks, generator=g, mask_logprobs=True)
+    plain = policy.generate(prompts, 2, max_new_tokens=3, constraint=two_picks,
+                            generator=torch.Generator().manual_seed(0))
+    assert [s.completion_ids for s in out] == [s.completion_ids for s in plain]  # same draws
+    for r, (s, p) in enumerate(zip(out, plain)):
+        assert s.allowed is not None and s.allowed.shape[0] == len(s.completion_ids)
+        # by hand: a forward pass over prompt + completion, softmax restricted to the allowed ids
+        full = torch.tensor([s.prompt_ids + s.completion_ids])
+        with torch.no_grad():
+            logits = policy.model(input_ids=full).logits[0, len(s.prompt_ids) - 1:-1].float()
+        for j, tok in enumerate(s.completion_ids):
+            allowed = ([t for t in ids if t not in s.completion_ids[:j]] if j < 2 else [eos]) if r % 2 == 0 else None
+            if allowed is None:
+                assert bool(s.allowed[j].all())
+                want = logits[j].log_softmax(-1)[tok]
+                assert s.logprobs[j] == pytest.approx(p.logprobs[j], abs=1e-5)
+            else:
+                assert sorted(torch.nonzero(s.allowed[j]).flatten().tolist()) == sorted(allowed)
+                want = logits[j, tok] - logits[j, allowed].logsumexp(-1)
+                # the masked log-prob is larger than the whole-vocabulary one (unless forced and certain)
+                assert s.logprobs[j] >= p.logprobs[j] - 1e-6
+            assert s.logprobs[j] == pytest.approx(float(want), abs=1e-4)
+    batch = policy.collate(out)
+    assert batch.allowed is not None and batch.allowed.shape[:2] == batch.completion_ids.shape
+    with torch.no_grad():
+        res = policy.token_logprobs(batch, with_entropy=True)
+    assert torch.allclose(res["logprobs"] * batch.completion_mask, batch.old_logprobs, atol=1e-4)
+    # the first pick of a constrained row chooses among 3 tokens: entropy <= log 3; an unconstrained
+    # row's is over the whole vocabulary, and a forced EOS has entropy 0
+    assert float(res["entropy"][0, 0]) <= float(torch.log(torch.tensor(3.0))) + 1e-5
+    assert float(res["entropy"][0, 2]) == pytest.approx(0.0, abs=1e-5)
+    assert float(res["entropy"][1, 0]) > float(torch.log(torch.tensor(3.0)))
+    # select() keeps the rows' masks with them
+    mb = batch.select(torch.tensor([2, 1]))
+    assert torch.equal(mb.allowed, batch.allowed[[2, 1], :mb.completion_ids.shape[1]])

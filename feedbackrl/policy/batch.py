@@ -25,6 +25,9 @@ class Batch:
     completion_mask: torch.Tensor  # [B, T] 1.0 on real completion tokens
     old_logprobs: torch.Tensor  # [B, T] behaviour log-probs
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # ref_logprobs, values, advantages, returns
+    # [B, T, V] bool, from masked sampling: the tokens allowed at each completion position (all
+    # True on rows and positions without a constraint); None = every token everywhere
+    allowed: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -36,6 +39,7 @@ class Batch:
             positions=self.positions.to(device), completion_ids=self.completion_ids.to(device),
             completion_mask=self.completion_mask.to(device), old_logprobs=self.old_logprobs.to(device),
             extras={k: v.to(device) for k, v in self.extras.items()},
+            allowed=self.allowed.to(device) if self.allowed is not None else None,
         )
 
     def select(self, index: torch.Tensor) -> "Batch":
@@ -53,6 +57,7 @@ class Batch:
             completion_mask=mask[:, :t],
             old_logprobs=self.old_logprobs[index, :t],
             extras={k: v[index, :t] if v.dim() == 2 else v[index] for k, v in self.extras.items()},
+            allowed=self.allowed[index, :t] if self.allowed is not None else None,
         )
 
 
@@ -78,4 +83,12 @@ def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
         completion_mask[i, :c] = 1.0
         if s.logprobs:
             old_logprobs[i, :c] = torch.tensor(s.logprobs[:c], dtype=torch.float32)
-    return Batch(input_ids, attention, positions, completion_ids, completion_mask, old_logprobs)
+    allowed = None
+    masked = [s for s in samples if s.allowed is not None]
+    if masked:
+        allowed = torch.ones((b, t, masked[0].allowed.shape[-1]), dtype=torch.bool)
+        for i, s in enumerate(samples):
+            if s.allowed is not None:
+                c = min(len(s.completion_ids), s.allowed.shape[0])
+                allowed[i, :c] = s.allowed[:c]
+    return Batch(input_ids, attention, positions, completion_ids, completion_mask, old_logprobs, allowed=allowed)

@@ -172,8 +172,11 @@ class Policy(nn.Module):
         greedy: bool = False,
         constraint: Constraint | None = None,
         generator: torch.Generator | None = None,
+        mask_logprobs: bool = False,
     ) -> list[Sample]:
-        """len(prompts) * num_samples samples; sample k of prompt i sits at i*num_samples + k."""
+        """len(prompts) * num_samples samples; sample k of prompt i sits at i*num_samples + k.
+        `mask_logprobs`: the samples' log-probs (and any later forward pass over them) are the
+        model's renormalised over the tokens `constraint` allowed (see sampling.py)."""
         was_training = self.model.training
         self.model.eval()
         prompt_ids = [self.encode_prompt(p) for p in prompts]
@@ -181,6 +184,7 @@ class Policy(nn.Module):
         out = sample_tokens(
             self.model, rows, eos_id=self.eos_id, pad_id=self.pad_id, max_new_tokens=max_new_tokens,
             temperature=temperature, top_p=top_p, greedy=greedy, constraint=constraint, generator=generator,
+            mask_logprobs=mask_logprobs,
         )
         self.model.train(was_training)
         samples = []
@@ -191,6 +195,7 @@ class Policy(nn.Module):
                 prompt=prompts[r // num_samples], completion=self.decode(comp), prompt_ids=list(ids),
                 completion_ids=comp, logprobs=out.logprobs[r, :n].tolist(), group_id=r // num_samples,
                 sampling_logprobs=out.sampling_logprobs[r, :n].tolist(),
+                allowed=out.allowed[r, :n] if out.allowed is not None else None,
             ))
         return samples
 
@@ -203,9 +208,13 @@ class Policy(nn.Module):
         self, batch: Batch, *, temperature: float = 1.0, with_values: bool = False, with_entropy: bool = False
     ) -> dict[str, torch.Tensor]:
         """Batched forward passes: {'logprobs': [B,T], 'values': [B,T]?, 'entropy': [B,T]?}.
-        Rows that repeat a prompt (a GRPO group, a DPO pair) share its pass (shared_prompt.py)."""
+        Rows that repeat a prompt (a GRPO group, a DPO pair) share its pass (shared_prompt.py).
+        A batch that carries `allowed` (masked sampling) gets log-probs and entropy of the model
+        renormalised over the allowed tokens of each position."""
         logits, hidden = self._completion_logits(batch, with_values)
         logits = logits.float() / max(temperature, 1e-6)
+        if batch.allowed is not None:
+            logits = logits.masked_fill(~batch.allowed.to(logits.device), float("-inf"))
         result = {"logprobs": logprobs_from_logits(logits, batch.completion_ids.to(logits.device))}
         if with_entropy:
             result["entropy"] = entropy_from_logits(logits)

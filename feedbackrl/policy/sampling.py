@@ -23,6 +23,8 @@ from feedbackrl.policy.shared_prompt import cache_keyword, cache_of, prompt_pass
 # drawn from (1 - epsilon) x the (constrained) model distribution + epsilon x uniform over the
 # pool (epsilon-exploration, never in greedy decoding).
 # The recorded `logprobs` stay the model's own; `sampling_logprobs` are the drawn distribution's.
+# With `mask_logprobs`, "the model's own" is the model restricted to what the constraint allows
+# (invalid-action masking): the policy that acts is the masked one, so the loss should train it.
 Constraint = Callable[[int, list[int]], "Sequence[int] | None"]
 
 
@@ -37,6 +39,9 @@ class SampledBatch:
     # [N, T] log-prob under the distribution the token was drawn from (constraint and top-p
     # applied, renormalised; 0 for greedy): the behaviour propensity
     sampling_logprobs: torch.Tensor | None = None
+    # [N, T, V] bool, with `mask_logprobs`: the tokens the constraint allowed at each step (all
+    # True where it allowed any); `logprobs` are then normalised over those tokens only
+    allowed: torch.Tensor | None = None
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -88,12 +93,15 @@ def sample_tokens(
     greedy: bool = False,
     constraint: Constraint | None = None,
     generator: torch.Generator | None = None,
+    mask_logprobs: bool = False,
 ) -> SampledBatch:
     """Sample one completion per row of `prompt_ids` (rows may repeat a prompt for G samples;
     a repeated prompt goes through the model once and its KV cache is shared, shared_prompt.py).
 
     Prompts are left-padded so every row's next token sits in the last column; position ids
     are counted from each row's first real token so padding does not shift them.
+    `mask_logprobs`: record the constraint's allowed tokens per step and return `logprobs` of the
+    model renormalised over them (what `Policy.token_logprobs` gives for a batch carrying them).
     """
     device = next(model.parameters()).device
     n = len(prompt_ids)
@@ -103,6 +111,8 @@ def sample_tokens(
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     generated: list[list[int]] = [[] for _ in range(n)]
+    record = mask_logprobs and constraint is not None
+    step_allowed: list[torch.Tensor] = []
 
     cache_kw = cache_keyword(model)
     prompts = prompt_pass(model, prompt_ids, pad_id)
@@ -121,9 +131,7 @@ def sample_tokens(
     explore = 0.0 if greedy or constraint is None else float(getattr(constraint, "explore", 0.0) or 0.0)
     explore_pool = getattr(constraint, "explore_pool", None) if explore > 0 else None
     for t in range(max_new_tokens):
-        model_logp = (logits / max(temperature, 1e-6)).log_softmax(-1)
-        if bias is not None:
-            logits = logits + bias
+        mask = None
         if constraint is not None:
             mask = torch.zeros_like(logits, dtype=torch.bool)
             for row in range(n):
@@ -131,6 +139,13 @@ def sample_tokens(
                 if allowed is not None:
                     mask[row] = True
                     mask[row, list(allowed) or [eos_id]] = False
+        own = logits.masked_fill(mask, float("-inf")) if record else logits
+        model_logp = (own / max(temperature, 1e-6)).log_softmax(-1)
+        if record:
+            step_allowed.append((~mask).cpu())
+        if bias is not None:
+            logits = logits + bias
+        if mask is not None:
             logits = logits.masked_fill(mask, float("-inf"))
         scaled = logits / max(temperature, 1e-6)
         if greedy:
@@ -171,5 +186,6 @@ def sample_tokens(
         logits = out.logits[:, -1, :].float()
         next_pos = next_pos + 1
     t_used = int(lengths.max()) if n else 0
+    allowed = torch.stack(step_allowed[:t_used], dim=1) if record and t_used else None
     return SampledBatch(out_tokens[:, :t_used].cpu(), out_logprobs[:, :t_used].cpu(), lengths.cpu(),
-                        out_sampling[:, :t_used].cpu())
+                        out_sampling[:, :t_used].cpu(), allowed)

@@ -68,6 +68,12 @@ class AlgoConfig:
     kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     kl_in: Literal["loss", "reward"] = "loss"  # PPO classic puts it in the per-token reward
     entropy_coef: float = 0.0
+    # With a decoding constraint (the shop's catalog SKUs): train the policy that acts, the model
+    # renormalised over the tokens the constraint allowed (invalid-action masking). Off, the
+    # log-probs, entropy and KL are over the whole vocabulary: raising a sampled item then mostly
+    # takes mass from tokens the constraint forbids anyway, not from the other items, and the
+    # entropy bonus spreads mass onto forbidden tokens. No effect without a constraint.
+    masked_policy: bool = False
     # PPO only
     gamma: float = 1.0
     lam: float = 0.95

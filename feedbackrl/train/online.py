@@ -46,6 +46,7 @@ def generate_rollout(policy: Policy, task: Task, prompts: list[Prompt], cfg: Run
     samples = policy.generate(
         [p.text for p in prompts], g, temperature=gen.temperature, top_p=gen.top_p,
         max_new_tokens=gen.max_new_tokens, constraint=constraint, generator=generator,
+        mask_logprobs=cfg.algo.masked_policy,
     )
     for s in samples:
         p = prompts[s.group_id]
