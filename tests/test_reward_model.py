@@ -264,9 +264,9 @@ def test_completion_token_counts_match_the_tiny_tokenizer(tiny_backbone):
 @pytest.mark.slow
 def test_shipped_recipe_reaches_90_percent_on_the_generated_preference_set(tmp_path):
     """Issue 3's bar: `feedbackrl train-rm configs/rm_tiny.yaml` as shipped (a tiny backbone built
-    from scratch, 5,000 generated pairs, 10 epochs) reaches 90% held-out pairwise accuracy on the
-    generated set of right vs wrong answers and lists with vs without violations (about 15-20
-    minutes on a 2-core machine; docs/rewards.md)."""
+    from scratch, 5,000 generated pairs, 14 epochs) reaches 90% held-out pairwise accuracy on the
+    generated set of right vs wrong answers and lists with vs without violations (about 10 minutes
+    on one thread of the 2026-12-01 machines; docs/rewards.md)."""
     from pathlib import Path
 
     shipped = Path(__file__).resolve().parents[1] / "configs" / "rm_tiny.yaml"
