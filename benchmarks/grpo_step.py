@@ -57,6 +57,7 @@ def run_config(args: argparse.Namespace, out_dir: str):
     cfg.generation.max_new_tokens = args.new_tokens
     cfg.generation.temperature = args.temperature
     cfg.generation.top_p = args.top_p
+    cfg.generation.fast_decode = not args.no_fast_decode
     cfg.optim.lr = args.lr
     # the step, not audit files, logs or progress bars
     cfg.log_rollouts = False
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--layers", type=int, help="layers of the built model (default: the embedded 4)")
     ap.add_argument("--heads", type=int, help="attention heads of the built model (default: the embedded 4)")
     ap.add_argument("--profile", action="store_true", help="cProfile the timed steps and print the top functions")
+    ap.add_argument("--no-fast-decode", action="store_true",
+                    help="sample through the model's own forward, not feedbackrl's LlamaDecoder")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     args = ap.parse_args(argv)
 
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> float:
         print(f"feedbackrl GRPO step: model {model_dir} ({sum(p.numel() for p in policy.parameters()):,} params), "
               f"{args.prompts} prompts x {args.generations} generations = {n} samples, {args.new_tokens} new tokens, "
               f"temperature {args.temperature}, top_p {args.top_p}, {args.device} {args.dtype}, "
-              f"torch threads {torch.get_num_threads()}")
+              f"torch threads {torch.get_num_threads()}, "
+              f"fast decode {'on' if cfg.generation.fast_decode else 'off'}")
 
         profiler = cProfile.Profile() if args.profile else None
         rows = []

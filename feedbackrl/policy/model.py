@@ -59,6 +59,8 @@ class Policy(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token
         self.pad_id = int(tokenizer.pad_token_id)
         self.eos_id = int(tokenizer.eos_token_id)
+        # sample through `LlamaDecoder` where it covers the model (policy/fast_decode.py)
+        self.fast_decode = True
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -173,10 +175,12 @@ class Policy(nn.Module):
         constraint: Constraint | None = None,
         generator: torch.Generator | None = None,
         mask_logprobs: bool = False,
+        fast_decode: bool | None = None,
     ) -> list[Sample]:
         """len(prompts) * num_samples samples; sample k of prompt i sits at i*num_samples + k.
         `mask_logprobs`: the samples' log-probs (and any later forward pass over them) are the
-        model's renormalised over the tokens `constraint` allowed (see sampling.py)."""
+        model's renormalised over the tokens `constraint` allowed (see sampling.py).
+        `fast_decode`: None follows `self.fast_decode`."""
         was_training = self.model.training
         self.model.eval()
         prompt_ids = [self.encode_prompt(p) for p in prompts]
@@ -184,7 +188,7 @@ class Policy(nn.Module):
         out = sample_tokens(
             self.model, rows, eos_id=self.eos_id, pad_id=self.pad_id, max_new_tokens=max_new_tokens,
             temperature=temperature, top_p=top_p, greedy=greedy, constraint=constraint, generator=generator,
-            mask_logprobs=mask_logprobs,
+            mask_logprobs=mask_logprobs, fast_decode=self.fast_decode if fast_decode is None else fast_decode,
         )
         self.model.train(was_training)
         samples = []

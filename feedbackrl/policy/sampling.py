@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from feedbackrl.policy.fast_decode import LlamaDecoder
 from feedbackrl.policy.shared_prompt import cache_keyword, cache_of, prompt_pass
 
 # (row, token ids generated so far in that row) -> token ids allowed next, or None for any.
@@ -94,6 +95,7 @@ def sample_tokens(
     constraint: Constraint | None = None,
     generator: torch.Generator | None = None,
     mask_logprobs: bool = False,
+    fast_decode: bool = True,
 ) -> SampledBatch:
     """Sample one completion per row of `prompt_ids` (rows may repeat a prompt for G samples;
     a repeated prompt goes through the model once and its KV cache is shared, shared_prompt.py).
@@ -102,6 +104,8 @@ def sample_tokens(
     are counted from each row's first real token so padding does not shift them.
     `mask_logprobs`: record the constraint's allowed tokens per step and return `logprobs` of the
     model renormalised over them (what `Policy.token_logprobs` gives for a batch carrying them).
+    `fast_decode`: decode with `LlamaDecoder` (fast_decode.py) where the model is one it covers;
+    False always uses the model's own forward.
     """
     device = next(model.parameters()).device
     n = len(prompt_ids)
@@ -122,6 +126,10 @@ def sample_tokens(
     attn = torch.zeros((n, width + max_new_tokens), dtype=torch.long, device=device)
     attn[:, :width] = prompts.attention_mask
     next_pos = positions[:, -1:] + 1
+    decoder = None
+    if fast_decode and max_new_tokens > 1 and hasattr(past, "layers") and LlamaDecoder.supports(model):
+        decoder = LlamaDecoder(model, past, prompts.attention_mask, max_new_tokens)
+        past = prompts.cache = None  # copied into the decoder's buffers: free the cache's own
     bias = None
     bonus = None if greedy or constraint is None else getattr(constraint, "logit_bias", None)
     if bonus:
@@ -177,13 +185,16 @@ def sample_tokens(
         finished |= tok == eos_id
         if t == max_new_tokens - 1 or bool(finished.all()):
             break
-        attn[:, width + t] = ~finished
-        out = model(
-            input_ids=tok[:, None], attention_mask=attn[:, :width + t + 1], position_ids=next_pos,
-            use_cache=True, **{cache_kw: past},
-        )
-        past = cache_of(out)
-        logits = out.logits[:, -1, :].float()
+        if decoder is not None:
+            logits = decoder.step(tok, next_pos, ~finished).float()
+        else:
+            attn[:, width + t] = ~finished
+            out = model(
+                input_ids=tok[:, None], attention_mask=attn[:, :width + t + 1], position_ids=next_pos,
+                use_cache=True, **{cache_kw: past},
+            )
+            past = cache_of(out)
+            logits = out.logits[:, -1, :].float()
         next_pos = next_pos + 1
     t_used = int(lengths.max()) if n else 0
     allowed = torch.stack(step_allowed[:t_used], dim=1) if record and t_used else None

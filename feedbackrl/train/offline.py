@@ -382,6 +382,7 @@ def train_offline(cfg: OfflineConfig, *, log: Callable[[str], None] = print, tas
     task = task if task is not None else build_task(cfg)
     base = _base_model(cfg, task, data, run_dir)
     policy = Policy.load(base, lora=cfg.model.lora, device=cfg.model.device, dtype=cfg.model.dtype)
+    policy.fast_decode = cfg.generation.fast_decode
     summary: dict[str, Any] = {"method": cfg.method, "rows": len(data), "data": list(cfg.data)}
 
     if cfg.warm_start.steps:

@@ -75,6 +75,7 @@ class OnlineTrainer:
     def __init__(self, cfg: RunConfig, task: Task, policy: Policy, run_dir: Path, reference: Policy | None = None,
                  on_step: Callable[[int, dict], None] | None = None):
         self.cfg, self.task, self.policy, self.run_dir = cfg, task, policy, Path(run_dir)
+        policy.fast_decode = cfg.generation.fast_decode
         algo = cfg.algo
         self.is_ppo = algo.name == "ppo"
         if self.is_ppo and policy.value_head is None:
