@@ -24,8 +24,8 @@ def _llama(**overrides):
 def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied, stacked, monkeypatch):
     """Grouped-query and plain heads, tied and untied LM head, weights stacked or not (a large
     model's); prompts of different lengths (left padding), a prompt shared by two rows, and a row
-    that finishes early: at every step the decoder's logits equal the model's forward over
-    prompt + tokens so far, with no cache."""
+    that finishes early: at every step the decoder's logits of every live row equal the model's
+    forward over prompt + tokens so far, with no cache (a finished row's logits are never read)."""
     if not stacked:
         monkeypatch.setattr("feedbackrl.policy.fast_decode.STACK_LIMIT_BYTES", 0)
     model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)

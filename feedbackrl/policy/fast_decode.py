@@ -11,7 +11,7 @@ objects. `LlamaDecoder` runs the same maths from the same weights with none of t
   (a large model on a GPU, where launch overhead matters less than memory) they stay separate;
 - attention for a single query is two batched matmuls and a softmax, with grouped-query heads
   read in place (no repeated K/V);
-- norms, rotary embedding, embedding and LM head are the model's own modules.
+- norms, rotary embedding (and its application), embedding and LM head are the model's own code.
 
 It is inference only (the weights are stacked copies, so no gradient reaches the model) and
 covers models whose decoder layer is Llama's (`LlamaDecoder.supports`); anything else, LoRA
@@ -24,16 +24,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 # architectures whose decoder layer is Llama's: pre-norm RMSNorm, rotary q/k, SiLU-gated MLP
 _LLAMA_LIKE = {"LlamaForCausalLM", "MistralForCausalLM"}
 # the most memory the stacked q/k/v and gate/up weights may take; above it they are not stacked
 STACK_LIMIT_BYTES = 256 * 2**20
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
 class LlamaDecoder:
@@ -115,8 +111,7 @@ class LlamaDecoder:
         self.length = t + 1
         bias = self.bias[:, None, None, :t + 1]
         x = inner.embed_tokens(tokens[:, None])  # [N, 1, H]
-        cos, sin = inner.rotary_emb(x, positions)  # [N, 1, D]
-        cos, sin = cos[:, None], sin[:, None]
+        cos, sin = inner.rotary_emb(x, positions)  # [N, 1, D]: the model's own rotary embedding
         n, rep = x.shape[0], self.heads // self.kv_heads
         for norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf in self.layers:
             h = norm1(x)
@@ -127,8 +122,8 @@ class LlamaDecoder:
             q = q.reshape(n, self.kv_heads, rep, self.head_dim)
             k = k.reshape(n, self.kv_heads, 1, self.head_dim)
             v = v.reshape(n, self.kv_heads, 1, self.head_dim)
-            q = _rotate(q, cos, sin)
-            k_buf[:, :, t:t + 1] = _rotate(k, cos, sin)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)  # cos/sin broadcast over heads (dim 1)
+            k_buf[:, :, t:t + 1] = k
             v_buf[:, :, t:t + 1] = v
             keys, values = k_buf[:, :, :t + 1], v_buf[:, :, :t + 1]
             # each kv head's `rep` query heads against its keys: [N, Hkv, rep, t+1]
