@@ -8,7 +8,11 @@ re-implementation of it, and splits each step into generation, scoring and updat
 epoch with the whole batch as the minibatch (one optimizer step per GRPO step) and kl_coef 0 (no
 reference model), the settings `trl_grpo_step.py` mirrors. The model should be freshly built
 (untrained): then EOS is rare and completions run to about --new-tokens for both frameworks, so
-both do the same amount of work; the mean completion length is printed to check that.
+both do the same amount of work; the mean completion length is printed to check that. The
+untrained model also answers no problem right, so every group's rewards are equal: the loop's
+skip of zero-advantage rows (`algo.skip_zero_advantage`) would then run one row in the update,
+which measures the skip, not the step TRL runs. It is off here unless `--skip-zero-advantage`
+(its effect on a real run: benchmarks/README.md).
 
 The last line is `samples_per_s=X`: prompts x generations / median step seconds.
 `--build-model DIR` only builds the tiny model (arithmetic corpus) into DIR, for compare_trl.sh.
@@ -54,6 +58,7 @@ def run_config(args: argparse.Namespace, out_dir: str):
     cfg.algo.epochs = 1
     cfg.algo.minibatch_size = cfg.batch_size  # one optimizer step per GRPO step, as TRL does here
     cfg.algo.kl_coef = 0.0  # no reference model (TRL: beta=0.0)
+    cfg.algo.skip_zero_advantage = args.skip_zero_advantage  # TRL runs every row
     cfg.generation.max_new_tokens = args.new_tokens
     cfg.generation.temperature = args.temperature
     cfg.generation.top_p = args.top_p
@@ -94,6 +99,8 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--profile", action="store_true", help="cProfile the timed steps and print the top functions")
     ap.add_argument("--no-fast-decode", action="store_true",
                     help="sample through the model's own forward, not feedbackrl's LlamaDecoder")
+    ap.add_argument("--skip-zero-advantage", action="store_true",
+                    help="let rows whose advantage is 0 skip the update's pass (the loop's default; off here)")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     args = ap.parse_args(argv)
 
@@ -123,7 +130,8 @@ def main(argv: list[str] | None = None) -> float:
               f"{args.prompts} prompts x {args.generations} generations = {n} samples, {args.new_tokens} new tokens, "
               f"temperature {args.temperature}, top_p {args.top_p}, {args.device} {args.dtype}, "
               f"torch threads {torch.get_num_threads()}, "
-              f"fast decode {'on' if cfg.generation.fast_decode else 'off'}")
+              f"fast decode {'on' if cfg.generation.fast_decode else 'off'}, "
+              f"zero-advantage skip {'on' if cfg.algo.skip_zero_advantage else 'off'}")
 
         profiler = cProfile.Profile() if args.profile else None
         rows = []

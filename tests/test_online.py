@@ -142,3 +142,109 @@ def test_lora_run_resumes_exactly(tiny_model_dir, tmp_path):
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(va, vb), k
     assert set(json.loads((tmp_path / "stopped" / "summary.json").read_text())) >= {"initial_eval", "final_eval", "steps", "wall_seconds"}
+
+
+def _batch_with_advantages(trainer, rewards):
+    roll, _ = trainer._rollout()
+    roll.rewards = rewards
+    batch = roll.batch
+    batch.extras.update(trainer._advantages(roll, None))
+    batch.extras["valid"] = roll.valid
+    return batch
+
+
+def _count_rows(policy):
+    """Wrap `policy.token_logprobs` to record how many rows each call ran."""
+    seen = []
+    original = policy.token_logprobs
+
+    def counting(batch, **kw):
+        seen.append(len(batch))
+        return original(batch, **kw)
+
+    policy.token_logprobs = counting
+    return seen
+
+
+def test_zero_advantage_rows_skip_the_pass_with_the_same_update(tiny_model_dir, tmp_path):
+    """Two groups of 4: one with equal rewards (advantage 0), one with a spread. With the skip only
+    the second group's rows go through the model, and two epochs (the second at ratio != 1) end
+    with the loss values and weights of the update that ran every row."""
+    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 2.0])
+    runs = {}
+    for skip in (True, False):
+        cfg = small_config(tmp_path / str(skip), algo__epochs=1, algo__minibatch_size=8,
+                           algo__skip_zero_advantage=skip, optim__lr=5e-3)
+        trainer = trainer_for(cfg, tiny_model_dir, tmp_path / str(skip))
+        torch.manual_seed(1)  # the same rollout for both
+        batch = _batch_with_advantages(trainer, rewards)
+        seen = _count_rows(trainer.policy)
+        stats, grads = [], []
+        for _ in range(2):
+            stats.append(trainer._update(batch))
+            grads.append({n: p.grad.clone() for n, p in trainer.policy.named_parameters() if p.grad is not None})
+        runs[skip] = (seen, stats, weights(trainer.policy), batch, grads)
+    (seen_on, stats_on, w_on, b_on, g_on), (seen_off, stats_off, w_off, b_off, g_off) = runs[True], runs[False]
+    assert torch.equal(b_on.completion_ids, b_off.completion_ids)
+    assert seen_on == [4, 4] and seen_off == [8, 8]
+    assert [s["update/skipped_rows"] for s in stats_on] == [0.5, 0.5]
+    assert "update/skipped_rows" not in stats_off[0]
+    for a, b in zip(stats_on, stats_off):
+        assert a["loss/policy"] == pytest.approx(b["loss/policy"], rel=1e-5, abs=1e-7)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    assert stats_on[1]["loss/policy"] != stats_on[0]["loss/policy"]  # the second epoch saw ratio != 1
+    # the same gradients to float rounding (the matmuls run over other shapes) ...
+    for a, b in zip(g_on, g_off):
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-5 * float(b[k].abs().max()), msg=k)
+    # ... and so the same weights: Adam divides by sqrt(v), so a rounding difference in a
+    # near-zero gradient moves a weight by up to ~1e-6 of the 5e-3 learning rate's steps
+    for k in w_on:
+        torch.testing.assert_close(w_on[k], w_off[k], rtol=0, atol=2e-5, msg=k)
+
+
+def test_a_minibatch_without_signal_still_steps_the_optimizer_the_same(tiny_model_dir, tmp_path):
+    """Every reward equal: one row runs (a zero gradient on every parameter), and AdamW's step
+    from its momentum moves the weights exactly as the full pass's zero gradient does."""
+    signal = torch.tensor([0.0, 1.0, 0.0, 2.0, 0.0, 1.0, 0.0, 2.0])
+    flat = torch.ones(8)
+    runs = {}
+    for skip in (True, False):
+        cfg = small_config(tmp_path / str(skip), algo__epochs=1, algo__minibatch_size=8,
+                           algo__skip_zero_advantage=skip, optim__lr=5e-3)
+        trainer = trainer_for(cfg, tiny_model_dir, tmp_path / str(skip))
+        torch.manual_seed(1)
+        trainer._update(_batch_with_advantages(trainer, signal))
+        before = weights(trainer.policy)
+        batch = _batch_with_advantages(trainer, flat)
+        seen = _count_rows(trainer.policy)
+        stats = trainer._update(batch)
+        runs[skip] = (seen, stats, before, weights(trainer.policy))
+    assert runs[True][0] == [1] and runs[False][0] == [8]
+    assert runs[True][1]["update/skipped_rows"] == 7 / 8
+    assert runs[True][1]["grad_norm"] == 0.0 == runs[False][1]["grad_norm"]
+    moved = any(not torch.equal(runs[True][2][k], runs[True][3][k]) for k in runs[True][3])
+    assert moved  # momentum from the first step
+    for k in runs[True][3]:
+        torch.testing.assert_close(runs[True][3][k], runs[False][3][k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+@pytest.mark.parametrize("extra", [{"algo__kl_coef": 0.05}, {"algo__entropy_coef": 0.01},
+                                   {"algo__name": "ppo", "algo__kl_coef": 0.05, "algo__kl_in": "reward"}])
+def test_zero_advantage_rows_still_run_when_the_loss_reads_them(tiny_model_dir, tmp_path, extra):
+    """A KL term in the loss, an entropy bonus or PPO's value loss has a gradient on every row."""
+    cfg = small_config(tmp_path, algo__epochs=1, algo__minibatch_size=8, **extra)
+    trainer = trainer_for(cfg, tiny_model_dir, tmp_path)
+    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 2.0])
+    roll, _ = trainer._rollout()
+    roll.rewards = rewards
+    batch = roll.batch
+    ref = trainer._reference_logprobs(batch)
+    batch.extras.update(trainer._advantages(roll, ref))
+    if ref is not None:
+        batch.extras["ref_logprobs"] = ref
+    batch.extras["valid"] = roll.valid
+    seen = _count_rows(trainer.policy)
+    stats = trainer._update(batch)
+    assert seen == [8] and "update/skipped_rows" not in stats

@@ -77,6 +77,11 @@ class AlgoConfig:
     # takes mass from tokens the constraint forbids anyway, not from the other items, and the
     # entropy bonus spreads mass onto forbidden tokens. No effect without a constraint.
     masked_policy: bool = False
+    # Rows whose advantage is 0 on every token (a GRPO group whose rewards were all equal) skip the
+    # update's forward and backward pass when nothing else in the loss reads them (no value loss,
+    # no entropy bonus, no KL in the loss): their gradient is exactly 0 and the loss keeps the
+    # whole minibatch's denominators, so the update is the same maths with fewer FLOPs
+    skip_zero_advantage: bool = True
     # PPO only
     gamma: float = 1.0
     lam: float = 0.95

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 from feedbackrl.algos.advantages import expand_to_tokens, gae, group_advantages, group_reward_to_go_advantages
 from feedbackrl.algos.kl import kl_divergence
@@ -215,12 +216,25 @@ class OnlineTrainer:
     def _update(self, mb: Batch, replay_idx: torch.Tensor | None = None) -> dict[str, float]:
         algo, temp = self.cfg.algo, self.cfg.generation.temperature
         mask = mb.completion_mask * mb.extras["valid"][:, None]
-        out = self.policy.token_logprobs(mb, temperature=temp, with_values=self.is_ppo, with_entropy=algo.entropy_coef > 0)
+        live = self._rows_with_gradient(mb, mask)
+        if live is None or len(live) == len(mb):
+            out = self.policy.token_logprobs(mb, temperature=temp, with_values=self.is_ppo,
+                                             with_entropy=algo.entropy_coef > 0)
+            logprobs = out["logprobs"]
+        else:
+            # only the rows that carry a gradient go through the model; the others keep their
+            # behaviour log-probs (ratio 1), so the loss's denominators and its value are the
+            # full minibatch's and their terms, A = 0, are exactly 0 either way
+            sub = self.policy.token_logprobs(mb.select(live), temperature=temp)["logprobs"]
+            logprobs = mb.old_logprobs.index_put((live,), F.pad(sub, (0, mb.old_logprobs.shape[1] - sub.shape[1])))
+            out = {"logprobs": logprobs}
         loss, stats = clipped_surrogate_loss(
-            out["logprobs"], mb.old_logprobs, mb.extras["advantages"], mask,
+            logprobs, mb.old_logprobs, mb.extras["advantages"], mask,
             eps_low=algo.clip_eps_low, eps_high=algo.clip_eps_high, aggregation=algo.aggregation,
         )
         stats = {f"policy/{k}": float(v) for k, v in stats.items()}
+        if live is not None:  # the share of rows whose pass was skipped
+            stats["update/skipped_rows"] = 1.0 - len(live) / max(len(mb), 1)
         stats["loss/policy"] = loss.item()
         if "ref_logprobs" in mb.extras and algo.kl_in == "loss":
             kl = aggregate(kl_divergence(out["logprobs"], mb.extras["ref_logprobs"], algo.kl_estimator), mask, algo.aggregation)
@@ -245,6 +259,25 @@ class OnlineTrainer:
             stats["grad_norm"] = float(grad_norm)
             self.optimizer.step()
         return stats
+
+    def _rows_with_gradient(self, mb: Batch, mask: torch.Tensor) -> torch.Tensor | None:
+        """With `algo.skip_zero_advantage`, the indices of the minibatch's rows whose loss term can
+        have a gradient; None where the skip does not apply.
+
+        A row whose advantage is 0 on every token (a GRPO group whose rewards were all equal)
+        adds exactly 0 to the clipped surrogate and to its gradient; when nothing else in the loss
+        reads the row (no value loss, no entropy bonus, no KL term in the loss) its forward and
+        backward pass are pure cost. If no row is live, one row still runs: its zero gradient
+        reaches every parameter, so the optimizer steps exactly as it would without the skip."""
+        algo = self.cfg.algo
+        if (not algo.skip_zero_advantage or self.is_ppo or algo.entropy_coef > 0
+                or ("ref_logprobs" in mb.extras and algo.kl_in == "loss")):
+            return None
+        signal = (mb.extras["advantages"] * mask != 0).any(-1)
+        live = signal.nonzero().squeeze(-1)
+        if len(live) == 0:
+            live = (mask.sum(-1) > 0).nonzero().squeeze(-1)[:1]
+        return live if len(live) else None  # no valid token at all: nothing steps (below)
 
     def _step_metrics(self, roll: Rollout, ref_logprobs, stats: dict[str, list[float]]) -> dict[str, float]:
         valid = roll.valid.bool()
