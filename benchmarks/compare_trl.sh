@@ -2,9 +2,11 @@
 # feedbackrl vs TRL: GRPO steps per second on the same freshly built tiny model, the same sizes,
 # the same machine, back to back in one run.
 #
-#   [ROUNDS=3] bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 --threads 1 ...]
+#   [ROUNDS=3] [MODEL=DIR] [OURS_FLAGS="..."] bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 --threads 1 ...]
 #
-# Any flags are passed to both benchmarks/grpo_step.py and benchmarks/trl_grpo_step.py. Each
+# Any flags are passed to both benchmarks/grpo_step.py and benchmarks/trl_grpo_step.py;
+# OURS_FLAGS only to grpo_step.py (e.g. --skip-zero-advantage). MODEL: run both on this model
+# directory (e.g. a trained checkpoint) instead of a freshly built tiny model. Each
 # round runs both (alternating which goes first); the last line holds the medians and their ratio.
 # On a small machine shared with other jobs pass --threads 1 (see benchmarks/README.md).
 # TRL is not a dependency of feedbackrl: it lives in its own venv, FEEDBACKRL_TRL_VENV
@@ -39,17 +41,24 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-MODEL_DIR=$(mktemp -d /tmp/feedbackrl-grpo-bench-model.XXXXXX)
 LOGS=$(mktemp -d /tmp/feedbackrl-grpo-bench-logs.XXXXXX)
-trap 'rm -rf "$MODEL_DIR" "$LOGS"' EXIT
-"$PY" benchmarks/grpo_step.py --build-model "$MODEL_DIR" 2>/dev/null
+if [ -n "${MODEL:-}" ]; then
+  [ -f "$MODEL/config.json" ] || { echo "compare_trl.sh: MODEL=$MODEL holds no config.json" >&2; exit 1; }
+  MODEL_DIR=$MODEL
+  trap 'rm -rf "$LOGS"' EXIT
+else
+  MODEL_DIR=$(mktemp -d /tmp/feedbackrl-grpo-bench-model.XXXXXX)
+  trap 'rm -rf "$MODEL_DIR" "$LOGS"' EXIT
+  "$PY" benchmarks/grpo_step.py --build-model "$MODEL_DIR" 2>/dev/null
+fi
 
 echo "== feedbackrl: $("$PY" -c 'import transformers, torch; print(f"torch {torch.__version__}, transformers {transformers.__version__}")')"
 echo "== TRL: $("$TRL_PY" -c 'import trl, transformers, torch; print(f"trl {trl.__version__}, torch {torch.__version__}, transformers {transformers.__version__}")')"
 
 # Each benchmark prints its per-step table; the figure is its last line, samples_per_s=X.
 run_ours() {
-  "$PY" benchmarks/grpo_step.py --model "$MODEL_DIR" "$@" 2>&1 | tee "$LOGS/ours.log"
+  # shellcheck disable=SC2086  # OURS_FLAGS is a list of flags
+  "$PY" benchmarks/grpo_step.py --model "$MODEL_DIR" ${OURS_FLAGS:-} "$@" 2>&1 | tee "$LOGS/ours.log"
   grep '^samples_per_s=' "$LOGS/ours.log" | tail -1 | cut -d= -f2 >> "$LOGS/ours.txt"
 }
 run_trl() {
