@@ -108,16 +108,19 @@ def test_reward_errors_are_masked_and_counted(tiny_model_dir, tmp_path):
     assert metrics["reward/a"] == 1.0  # per-component values are logged
 
 
+def _batch_with_advantages(trainer, rewards):
+    """A rollout of `trainer` scored with the given rewards instead of the task's, ready for `_update`."""
+    roll, _ = trainer._rollout()
+    roll.rewards = rewards
+    return trainer._prepared_batch(roll)[0]
+
+
 def test_grpo_step_moves_probability_toward_rewarded_answers(tiny_model_dir, tmp_path):
     """One GRPO update raises the log-prob of above-average completions of a prompt."""
     cfg = small_config(tmp_path, algo__epochs=1, algo__minibatch_size=8, optim__lr=5e-3)
     trainer = trainer_for(cfg, tiny_model_dir, tmp_path)
-    roll, _ = trainer._rollout()
     rewards = torch.arange(8, dtype=torch.float32) % 4  # synthetic, distinct within each group
-    roll.rewards = rewards
-    batch = roll.batch
-    batch.extras.update(trainer._advantages(roll, None))
-    batch.extras["valid"] = roll.valid
+    batch = _batch_with_advantages(trainer, rewards)
     before = trainer.policy.token_logprobs(batch)["logprobs"].detach()
     trainer._update(batch)
     after = trainer.policy.token_logprobs(batch)["logprobs"].detach()
@@ -144,13 +147,6 @@ def test_lora_run_resumes_exactly(tiny_model_dir, tmp_path):
     assert set(json.loads((tmp_path / "stopped" / "summary.json").read_text())) >= {"initial_eval", "final_eval", "steps", "wall_seconds"}
 
 
-def _batch_with_advantages(trainer, rewards):
-    roll, _ = trainer._rollout()
-    roll.rewards = rewards
-    batch = roll.batch
-    batch.extras.update(trainer._advantages(roll, None))
-    batch.extras["valid"] = roll.valid
-    return batch
 
 
 def _count_rows(policy):
@@ -236,15 +232,8 @@ def test_zero_advantage_rows_still_run_when_the_loss_reads_them(tiny_model_dir, 
     """A KL term in the loss, an entropy bonus or PPO's value loss has a gradient on every row."""
     cfg = small_config(tmp_path, algo__epochs=1, algo__minibatch_size=8, **extra)
     trainer = trainer_for(cfg, tiny_model_dir, tmp_path)
-    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 2.0])
-    roll, _ = trainer._rollout()
-    roll.rewards = rewards
-    batch = roll.batch
-    ref = trainer._reference_logprobs(batch)
-    batch.extras.update(trainer._advantages(roll, ref))
-    if ref is not None:
-        batch.extras["ref_logprobs"] = ref
-    batch.extras["valid"] = roll.valid
+    batch = _batch_with_advantages(trainer, torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 2.0]))
+    batch.extras["advantages"][:4] = 0.0  # GRPO's already are; PPO's GAE would rarely give an exact 0
     seen = _count_rows(trainer.policy)
     stats = trainer._update(batch)
     assert seen == [8] and "update/skipped_rows" not in stats

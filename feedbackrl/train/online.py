@@ -176,17 +176,23 @@ class OnlineTrainer:
         timing = {"time/generate_s": t1 - t0, "time/score_s": t2 - t1}
         return Rollout(samples, batch, valid, rewards), timing
 
-    # ------------------------------------------------------------------ one step
-    def train_step(self) -> dict[str, float]:
-        cfg, algo = self.cfg, self.cfg.algo
-        t_start = time.perf_counter()
-        roll, timing = self._rollout()
+    def _prepared_batch(self, roll: Rollout) -> tuple[Batch, torch.Tensor | None]:
+        """The rollout's batch with what the update reads (advantages, validity, and the
+        reference's log-probs when there is a KL term), and those reference log-probs."""
         batch = roll.batch
         ref_logprobs = self._reference_logprobs(batch)
         batch.extras.update(self._advantages(roll, ref_logprobs))
         if ref_logprobs is not None:
             batch.extras["ref_logprobs"] = ref_logprobs
         batch.extras["valid"] = roll.valid
+        return batch, ref_logprobs
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict[str, float]:
+        cfg, algo = self.cfg, self.cfg.algo
+        t_start = time.perf_counter()
+        roll, timing = self._rollout()
+        batch, ref_logprobs = self._prepared_batch(roll)
         t_update = time.perf_counter()
         self.policy.train()
         stats: dict[str, list[float]] = {}
