@@ -147,8 +147,6 @@ def test_lora_run_resumes_exactly(tiny_model_dir, tmp_path):
     assert set(json.loads((tmp_path / "stopped" / "summary.json").read_text())) >= {"initial_eval", "final_eval", "steps", "wall_seconds"}
 
 
-
-
 def _count_rows(policy):
     """Wrap `policy.token_logprobs` to record how many rows each call ran."""
     seen = []
@@ -162,17 +160,23 @@ def _count_rows(policy):
     return seen
 
 
+def _skip_trainer(model_dir, tmp_path, skip):
+    """A GRPO trainer with the zero-advantage skip on or off; both draw the same rollouts."""
+    cfg = small_config(tmp_path / str(skip), algo__epochs=1, algo__minibatch_size=8,
+                       algo__skip_zero_advantage=skip, optim__lr=5e-3)
+    trainer = trainer_for(cfg, model_dir, tmp_path / str(skip))
+    torch.manual_seed(1)
+    return trainer
+
+
 def test_zero_advantage_rows_skip_the_pass_with_the_same_update(tiny_model_dir, tmp_path):
     """Two groups of 4: one with equal rewards (advantage 0), one with a spread. With the skip only
-    the second group's rows go through the model, and two epochs (the second at ratio != 1) end
-    with the loss values and weights of the update that ran every row."""
+    the second group's rows go through the model, and two updates on the batch (the second at
+    ratio != 1) end with the losses, gradients and weights of the update that ran every row."""
     rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 2.0])
     runs = {}
     for skip in (True, False):
-        cfg = small_config(tmp_path / str(skip), algo__epochs=1, algo__minibatch_size=8,
-                           algo__skip_zero_advantage=skip, optim__lr=5e-3)
-        trainer = trainer_for(cfg, tiny_model_dir, tmp_path / str(skip))
-        torch.manual_seed(1)  # the same rollout for both
+        trainer = _skip_trainer(tiny_model_dir, tmp_path, skip)
         batch = _batch_with_advantages(trainer, rewards)
         seen = _count_rows(trainer.policy)
         stats, grads = [], []
@@ -207,10 +211,7 @@ def test_a_minibatch_without_signal_still_steps_the_optimizer_the_same(tiny_mode
     flat = torch.ones(8)
     runs = {}
     for skip in (True, False):
-        cfg = small_config(tmp_path / str(skip), algo__epochs=1, algo__minibatch_size=8,
-                           algo__skip_zero_advantage=skip, optim__lr=5e-3)
-        trainer = trainer_for(cfg, tiny_model_dir, tmp_path / str(skip))
-        torch.manual_seed(1)
+        trainer = _skip_trainer(tiny_model_dir, tmp_path, skip)
         trainer._update(_batch_with_advantages(trainer, signal))
         before = weights(trainer.policy)
         batch = _batch_with_advantages(trainer, flat)

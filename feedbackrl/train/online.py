@@ -233,7 +233,6 @@ class OnlineTrainer:
             # full minibatch's and their terms, A = 0, are exactly 0 either way
             sub = self.policy.token_logprobs(mb.select(live), temperature=temp)["logprobs"]
             logprobs = mb.old_logprobs.index_put((live,), F.pad(sub, (0, mb.old_logprobs.shape[1] - sub.shape[1])))
-            out = {"logprobs": logprobs}
         loss, stats = clipped_surrogate_loss(
             logprobs, mb.old_logprobs, mb.extras["advantages"], mask,
             eps_low=algo.clip_eps_low, eps_high=algo.clip_eps_high, aggregation=algo.aggregation,
@@ -243,7 +242,7 @@ class OnlineTrainer:
             stats["update/skipped_rows"] = 1.0 - len(live) / max(len(mb), 1)
         stats["loss/policy"] = loss.item()
         if "ref_logprobs" in mb.extras and algo.kl_in == "loss":
-            kl = aggregate(kl_divergence(out["logprobs"], mb.extras["ref_logprobs"], algo.kl_estimator), mask, algo.aggregation)
+            kl = aggregate(kl_divergence(logprobs, mb.extras["ref_logprobs"], algo.kl_estimator), mask, algo.aggregation)
             loss = loss + algo.kl_coef * kl
             stats["loss/kl"] = kl.item()
         if self.is_ppo:
