@@ -199,9 +199,11 @@ def test_zero_advantage_rows_skip_the_pass_with_the_same_update(tiny_model_dir, 
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-5 * float(b[k].abs().max()), msg=k)
     # ... and so the same weights: Adam divides by sqrt(v), so a rounding difference in a
-    # near-zero gradient moves a weight by up to ~1e-6 of the 5e-3 learning rate's steps
+    # near-zero gradient moves its weight by a share of the step size that depends on the machine's
+    # kernels (up to 2.4e-5 here on an AVX2 machine, 0.5% of the 5e-3 learning rate; under 2e-5 on
+    # an AVX-512 one); a wrong gradient moves weights by the order of the learning rate itself
     for k in w_on:
-        torch.testing.assert_close(w_on[k], w_off[k], rtol=0, atol=2e-5, msg=k)
+        torch.testing.assert_close(w_on[k], w_off[k], rtol=0, atol=1e-4, msg=k)
 
 
 def test_a_minibatch_without_signal_still_steps_the_optimizer_the_same(tiny_model_dir, tmp_path):
