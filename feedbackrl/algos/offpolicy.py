@@ -43,8 +43,13 @@ def snips_estimate(
 
     Biased but consistent, and always within [min r, max r]; 0.0 if every weight is 0."""
     w = _weights(target_probs, logging_probs, clip_max)
-    total = w.sum()
-    return float((w * rewards).sum() / total) if total > 0 else 0.0
+    top = w.max() if w.numel() else w.new_zeros(())
+    if not top > 0:
+        return 0.0
+    # scaled by the largest weight first (the ratio does not change): a subnormal weight times a
+    # reward would round to 0 and the estimate fall outside the rewards' range
+    w = w / top
+    return float((w * rewards).sum() / w.sum())
 
 
 def direct_method_estimate(predicted_reward_target: torch.Tensor) -> float:
