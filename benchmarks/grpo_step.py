@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/grpo_step.py [--model DIR] --prompts 16 --generations 8 --new-tokens 16
         [--steps 5 --warmup 1 --temperature 1.0 --top-p 1.0 --seed 0 --threads N --profile]
+        [--no-fast-decode --no-reuse-sampling-pass --skip-zero-advantage]
 
 Times `OnlineTrainer.train_step` (generate -> score -> advantages -> update), the real loop, not a
 re-implementation of it, and splits each step into generation, scoring and update. One update
@@ -12,7 +13,9 @@ both do the same amount of work; the mean completion length is printed to check 
 untrained model also answers no problem right, so every group's rewards are equal: the loop's
 skip of zero-advantage rows (`algo.skip_zero_advantage`) would then run one row in the update,
 which measures the skip, not the step TRL runs. It is off here unless `--skip-zero-advantage`
-(its effect on a real run: benchmarks/README.md).
+(its effect on a real run: benchmarks/README.md). The update's replay of the sampling pass
+(`algo.reuse_sampling_pass`: the same gradient from a backward pass only) is on, as in every run;
+`--no-reuse-sampling-pass` turns it off.
 
 The last line is `samples_per_s=X`: prompts x generations / median step seconds.
 `--build-model DIR` only builds the tiny model (arithmetic corpus) into DIR, for compare_trl.sh.
@@ -59,6 +62,7 @@ def run_config(args: argparse.Namespace, out_dir: str):
     cfg.algo.minibatch_size = cfg.batch_size  # one optimizer step per GRPO step, as TRL does here
     cfg.algo.kl_coef = 0.0  # no reference model (TRL: beta=0.0)
     cfg.algo.skip_zero_advantage = args.skip_zero_advantage  # TRL runs every row
+    cfg.algo.reuse_sampling_pass = not args.no_reuse_sampling_pass
     cfg.generation.max_new_tokens = args.new_tokens
     cfg.generation.temperature = args.temperature
     cfg.generation.top_p = args.top_p
@@ -101,6 +105,11 @@ def main(argv: list[str] | None = None) -> float:
                     help="sample through the model's own forward, not feedbackrl's LlamaDecoder")
     ap.add_argument("--skip-zero-advantage", action="store_true",
                     help="let rows whose advantage is 0 skip the update's pass (the loop's default; off here)")
+    ap.add_argument("--no-reuse-sampling-pass", action="store_true",
+                    help="run the update's forward pass instead of replaying the sampling pass's record")
+    ap.add_argument("--alternate-replay", action="store_true",
+                    help="A/B in one process: the replay of the sampling pass on in even steps, off in odd ones; "
+                         "prints the medians of each (the headline figure is then over both)")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     args = ap.parse_args(argv)
 
@@ -131,7 +140,8 @@ def main(argv: list[str] | None = None) -> float:
               f"temperature {args.temperature}, top_p {args.top_p}, {args.device} {args.dtype}, "
               f"torch threads {torch.get_num_threads()}, "
               f"fast decode {'on' if cfg.generation.fast_decode else 'off'}, "
-              f"zero-advantage skip {'on' if cfg.algo.skip_zero_advantage else 'off'}")
+              f"zero-advantage skip {'on' if cfg.algo.skip_zero_advantage else 'off'}, "
+              f"sampling-pass replay {'on' if cfg.algo.reuse_sampling_pass else 'off'}")
 
         profiler = cProfile.Profile() if args.profile else None
         rows = []
@@ -139,6 +149,8 @@ def main(argv: list[str] | None = None) -> float:
             timed = i >= args.warmup
             if profiler is not None and timed:
                 profiler.enable()
+            if args.alternate_replay:
+                trainer.cfg.algo.reuse_sampling_pass = i % 2 == 0
             t0 = time.perf_counter()
             m = trainer.train_step()
             trainer.step += 1
@@ -154,11 +166,19 @@ def main(argv: list[str] | None = None) -> float:
                   f"completion {m['completion_tokens/mean']:.2f} tokens  reward {m['reward/mean']:.3f}")
             if timed:
                 rows.append({"step": wall, "generate": m["time/generate_s"], "score": m["time/score_s"],
-                             "update": m["time/update_s"], "tokens": tokens, "length": m["completion_tokens/mean"]})
+                             "update": m["time/update_s"], "tokens": tokens, "length": m["completion_tokens/mean"],
+                             "replayed": m.get("update/replayed", 0.0)})
 
     # what train_step does outside generate/score/update (collate, advantages) is "other"
     for r in rows:
         r["other"] = r["step"] - r["generate"] - r["score"] - r["update"]
+    if args.alternate_replay:
+        for on in (True, False):
+            part = [r for r in rows if (r["replayed"] > 0) == on]
+            if part:
+                print(f"replay {'on ' if on else 'off'} ({len(part)} steps): " + ", ".join(
+                    f"{key} median {statistics.median(r[key] for r in part):.4f} s"
+                    for key in ("generate", "update", "step")))
     print(f"over {len(rows)} timed steps:")
     for key in ("generate", "score", "update", "other", "step"):
         print("  " + describe(key, [r[key] for r in rows]))

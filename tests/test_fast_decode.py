@@ -106,3 +106,127 @@ def test_the_config_switch_reaches_the_policy(tiny_model_dir, tmp_path):
     policy = Policy.load(tiny_model_dir)
     OnlineTrainer(cfg, ArithmeticTask(cfg.arithmetic), policy, tmp_path / "run")
     assert policy.fast_decode is False
+
+
+# ------------------------------------------------------------------ replaying the sampling pass
+def _grads(model):
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+def _assert_same_grads(got, want):
+    assert got.keys() == want.keys() and want
+    for k in want:
+        scale = float(want[k].abs().max())
+        assert scale > 0, k  # every weight gets a gradient: the test can tell a missing one
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5 * scale, msg=k)
+
+
+@pytest.mark.parametrize("kv_heads,tied", [(2, False), (4, True)])
+def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_heads, tied):
+    """Rows of different prompt lengths (left padding), a shared prompt, a row stopped by EOS
+    after two tokens: the logits replayed from the decode's record equal a plain forward pass over
+    prompt + completion (no cache) at every position that predicts a completion token, and a loss
+    over the log-probs back-propagates to the same gradient of every weight."""
+    from feedbackrl.policy.fast_decode import replayed_completion_logits
+
+    model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
+    prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
+
+    def eos_early(row, generated):
+        return [2] if row == 3 and len(generated) >= 2 else None
+
+    out = sample_tokens(model, prompts, eos_id=2, pad_id=0, max_new_tokens=6, generator=torch.Generator().manual_seed(0),
+                        constraint=eos_early, keep_record=True)
+    record, tokens = out.record, out.tokens.clone()  # a clone: sampling's tensors are inference-mode ones
+    assert record is not None and record.steps == tokens.shape[1] - 1 and out.lengths[3] == 3
+    n, t = tokens.shape
+    mask = (torch.arange(t) < out.lengths[:, None]).float()
+    weights = torch.randn(n, t, generator=torch.Generator().manual_seed(1)) * mask
+
+    def loss_of(logits):
+        logp = logits.float().log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
+        return (logp * weights).sum(), logp
+
+    # the plain forward: prompt + completion, right-padded, the logits before each completion token
+    full = [p + tokens[i, :int(out.lengths[i])].tolist() for i, p in enumerate(prompts)]
+    width = max(map(len, full))
+    ids = torch.tensor([f + [0] * (width - len(f)) for f in full])
+    attn = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in full])
+    cols = torch.tensor([[len(p) - 1 + j for j in range(t)] for p in prompts]).clamp_max(width - 1)
+    plain = model(input_ids=ids, attention_mask=attn).logits
+    plain = plain.gather(1, cols[..., None].expand(-1, -1, plain.shape[-1]))
+    loss, logp_plain = loss_of(plain)
+    loss.backward()
+    want = _grads(model)
+
+    first = prompt_pass(model, prompts, pad_id=0)
+    rest = replayed_completion_logits(model, record, torch.arange(n), [(lay.keys, lay.values) for lay in first.cache.layers],
+                                      first.attention_mask, tokens[:, :t - 1], torch.tensor([len(p) for p in prompts]))
+    replayed = torch.cat([first.last_logits[:, None], rest], dim=1)
+    loss, logp_replayed = loss_of(replayed)
+    loss.backward()
+    got = _grads(model)
+    real = mask.bool()
+    torch.testing.assert_close(replayed[real], plain[real], rtol=0, atol=1e-5)
+    torch.testing.assert_close(logp_replayed[real], out.logprobs[real], rtol=0, atol=1e-5)
+    _assert_same_grads(got, want)
+
+
+def _policy_rollout(tiny_model_dir, keep_record=True):
+    policy = Policy.load(tiny_model_dir)
+    samples = policy.generate(["Q: 1+2=? A:", "Q: 10+20=? A:", "Q: 7+8=? A:"], 4, max_new_tokens=6,
+                              generator=torch.Generator().manual_seed(0), keep_record=keep_record)
+    return policy, policy.collate(samples), policy.decode_record
+
+
+def test_the_policy_replays_permuted_and_partial_minibatches(tiny_model_dir):
+    """`token_logprobs(record=, rows=)` on the whole batch in another order and on a subset (the
+    update's shuffled minibatches): replayed, with the log-probs and gradients of the forward pass."""
+    policy, batch, record = _policy_rollout(tiny_model_dir)
+    assert record is not None
+    policy.model.train()
+    for index in (torch.randperm(len(batch), generator=torch.Generator().manual_seed(2)), torch.tensor([7, 1, 4, 10])):
+        mb = batch.select(index)
+        weights = torch.randn(mb.completion_mask.shape, generator=torch.Generator().manual_seed(3))
+        runs = {}
+        for replay in (True, False):
+            kw = {"record": record, "rows": index} if replay else {}
+            out = policy.token_logprobs(mb, with_entropy=True, **kw)
+            assert bool(out.get("replayed", False)) is replay
+            ((out["logprobs"] * weights + out["entropy"]) * mb.completion_mask).sum().backward()
+            runs[replay] = (out["logprobs"].detach(), _grads(policy.model))
+        real = mb.completion_mask.bool()
+        torch.testing.assert_close(runs[True][0][real], runs[False][0][real], rtol=0, atol=1e-5)
+        torch.testing.assert_close(runs[True][0][real], mb.old_logprobs[real], rtol=0, atol=1e-5)
+        _assert_same_grads(runs[True][1], runs[False][1])
+
+
+def test_a_record_covers_only_its_own_decode_under_the_same_weights(tiny_model_dir):
+    """Not replayed (the forward pass runs) once a weight has changed, for tokens or prompts that
+    are not the decoded ones, and for a record whose memory a later decode took over."""
+    policy, batch, record = _policy_rollout(tiny_model_dir)
+    rows = torch.arange(len(batch))
+
+    def replayed(b, rec=record, r=rows):
+        with torch.no_grad():
+            return bool(policy.token_logprobs(b, record=rec, rows=r)["replayed"])
+
+    assert replayed(batch)
+    assert not replayed(batch, r=rows.roll(4))  # the rows of other prompts
+    other = batch.select(rows)
+    other.completion_ids[0, 0] = (other.completion_ids[0, 0] + 1) % 200
+    assert not replayed(other)
+    with torch.no_grad():  # what an optimizer step does: an in-place update of a weight
+        policy.model.model.norm.weight.mul_(1.0)
+    assert not replayed(batch)
+    # a decode of the same shape writes into the earlier record's memory, which then covers nothing
+    policy.generate(["Q: 5+5=? A:", "Q: 6+6=? A:", "Q: 7+7=? A:"], 4, max_new_tokens=6, keep_record=True)
+    assert policy.decode_record.logits.data_ptr() == record.logits.data_ptr()
+    assert record.tokens is None and not replayed(batch)
+    fresh = policy.collate([s for s in policy.generate(["Q: 5+5=? A:"], 12, max_new_tokens=6, keep_record=True)])
+    assert replayed(fresh, rec=policy.decode_record)
+    # without keep_record nothing is kept
+    policy.generate(["Q: 5+5=? A:"], 2, max_new_tokens=4)
+    assert policy.decode_record is None

@@ -161,9 +161,10 @@ def _count_rows(policy):
 
 
 def _skip_trainer(model_dir, tmp_path, skip):
-    """A GRPO trainer with the zero-advantage skip on or off; both draw the same rollouts."""
+    """A GRPO trainer with the zero-advantage skip on or off; both draw the same rollouts. The
+    update runs its forward pass (no replay of the sampling pass: tested on its own below)."""
     cfg = small_config(tmp_path / str(skip), algo__epochs=1, algo__minibatch_size=8,
-                       algo__skip_zero_advantage=skip, optim__lr=5e-3)
+                       algo__skip_zero_advantage=skip, algo__reuse_sampling_pass=False, optim__lr=5e-3)
     trainer = trainer_for(cfg, model_dir, tmp_path / str(skip))
     torch.manual_seed(1)
     return trainer
@@ -240,3 +241,35 @@ def test_zero_advantage_rows_still_run_when_the_loss_reads_them(tiny_model_dir, 
     seen = _count_rows(trainer.policy)
     stats = trainer._update(batch)
     assert seen == [8] and "update/skipped_rows" not in stats
+
+
+def test_the_update_replays_the_sampling_pass_until_the_first_optimizer_step(tiny_model_dir, tmp_path):
+    """`algo.reuse_sampling_pass`: on the same rollout, the same loss, gradient and weights as the
+    update that runs its forward pass; only the first minibatch of a step (before any weight
+    changes) is replayed: one of four with two minibatches over two epochs, none for PPO."""
+    rewards = torch.tensor([1.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0, 2.0])
+    runs = {}
+    for reuse in (True, False):
+        cfg = small_config(tmp_path / str(reuse), algo__epochs=1, algo__minibatch_size=8, optim__lr=5e-3,
+                           algo__reuse_sampling_pass=reuse)
+        trainer = trainer_for(cfg, tiny_model_dir, tmp_path / str(reuse))
+        before = weights(trainer.policy)
+        stats = trainer._update(_batch_with_advantages(trainer, rewards))
+        grads = {n: p.grad.clone() for n, p in trainer.policy.named_parameters()}
+        runs[reuse] = (stats, grads, weights(trainer.policy))
+    (stats_on, g_on, w_on), (stats_off, g_off, w_off) = runs[True], runs[False]
+    assert stats_on["update/replayed"] == 1.0 and stats_off["update/replayed"] == 0.0
+    assert stats_on["loss/policy"] == pytest.approx(stats_off["loss/policy"], rel=1e-5, abs=1e-7)
+    for k in g_off:
+        torch.testing.assert_close(g_on[k], g_off[k], rtol=1e-5, atol=1e-5 * float(g_off[k].abs().max()), msg=k)
+    assert max(float((w_off[k] - w).abs().max()) for k, w in before.items()) > 1e-3  # the step moved weights
+    for k in w_off:  # ... and both moved them alike (Adam and rounding: see the skip test above)
+        torch.testing.assert_close(w_on[k], w_off[k], rtol=0, atol=1e-4, msg=k)
+
+    # through train_step: the record is dropped with the step; later minibatches run the forward
+    cfg = small_config(tmp_path / "mb", algo__epochs=2, algo__minibatch_size=4)
+    trainer = trainer_for(cfg, tiny_model_dir, tmp_path / "mb")
+    assert trainer.train_step()["update/replayed"] == 0.25
+    assert trainer._record is None and trainer.policy.decode_record is None
+    cfg = small_config(tmp_path / "ppo", algo__name="ppo")
+    assert trainer_for(cfg, tiny_model_dir, tmp_path / "ppo").train_step()["update/replayed"] == 0.0

@@ -17,19 +17,148 @@ It is inference only (the weights are stacked copies, so no gradient reaches the
 covers models whose decoder layer is Llama's (`LlamaDecoder.supports`); anything else, LoRA
 wrappers included, decodes through the model's own forward. `tests/test_fast_decode.py` checks
 its logits against the Hugging Face forward's, step by step.
+
+With `record=True` the decoder also keeps every step's matmul outputs (`DecodeRecord`), and
+`replayed_completion_logits` turns them into the logits of a forward pass over the sampled
+completions that autograd can differentiate without running those matmuls again: the RL update's
+first minibatch then costs a backward pass only (docs/algorithms.md, "Advantages").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+
+@dataclass
+class DecodeRecord:
+    """The matmul outputs of a `LlamaDecoder`'s steps, [step, row, width] each: per layer the
+    stacked q/k/v projection, the attention output projection, the stacked gate/up projection and
+    the MLP's down projection; and the logits. `steps` is how many steps ran; `versions` the
+    parameters' version counters when they ran (any in-place update of a weight changes one)."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+    logits: torch.Tensor
+    steps: int = 0
+    versions: tuple[int, ...] = ()
+    tokens: torch.Tensor | None = None  # [row, step] the sampled tokens (step s fed token s)
+    prompts: list | None = None  # each row's prompt ids
+
+    def fresh(self, model) -> bool:
+        """True while `model`'s weights are the ones the steps ran with."""
+        return self.versions == parameter_versions(model)
+
+    def covers(self, model, rows: torch.Tensor, prompts: list, completion_ids: torch.Tensor,
+               completion_mask: torch.Tensor) -> bool:
+        """True when `replayed_completion_logits` may stand in for a forward pass over these rows
+        of the decode: the weights are unchanged since the steps ran, enough steps ran, and the
+        rows' prompts and completion tokens are the decoded ones."""
+        t = completion_ids.shape[1]
+        if self.tokens is None or self.prompts is None or len(rows) == 0:
+            return False
+        if t - 1 > self.steps or t > self.tokens.shape[1] or not self.fresh(model):
+            return False
+        if model.training and getattr(model.config, "attention_dropout", 0.0):
+            return False  # the decode ran without dropout
+        if int(rows.min()) < 0 or int(rows.max()) >= self.tokens.shape[0]:
+            return False
+        if any(list(self.prompts[r]) != list(p) for r, p in zip(rows.tolist(), prompts)):
+            return False
+        sampled = self.tokens[rows.to(self.tokens.device), :t].to(completion_ids.device)
+        return bool((sampled == completion_ids)[completion_mask.bool()].all())
+
+
+def parameter_versions(model) -> tuple[int, ...]:
+    return tuple(p._version for p in model.parameters())
+
+
+class _GivenLinear(torch.autograd.Function):
+    """y = x W^T whose forward value `y` is already known (a decode step computed it with the
+    same weights): returns it, and back-propagates like the matmul would have."""
+
+    @staticmethod
+    def forward(ctx, x, weight, y):
+        ctx.save_for_backward(x, weight)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        gx = grad @ weight if ctx.needs_input_grad[0] else None
+        gw = grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        return gx, gw, None
+
+
+def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, prompt_keys_values,
+                               prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
+                               prompt_lengths: torch.Tensor) -> torch.Tensor:
+    """Logits [N, S, V] after completion tokens 0..S-1 of the decoded `rows`, differentiable with
+    respect to the model's weights, at the cost of a backward pass only.
+
+    The decode steps already ran every matmul of this forward pass with these weights
+    (`record.fresh(model)`): each linear layer here returns its recorded output and back-propagates
+    like the matmul (`_GivenLinear`); the rest (embedding, norms, rotary, attention over the prompt's
+    keys and values and the completion's own, SiLU gate, residual adds) runs as ordinary autograd
+    ops. `prompt_keys_values`: per layer the (keys, values) [N, Hkv, W, D] of the rows' prompts
+    from a forward pass that autograd tracks, `prompt_mask` [N, W] their attention mask;
+    `completion_ids` [N, S] the tokens fed at steps 0..S-1, `prompt_lengths` [N] the rows' prompt
+    lengths (the first completion token's position). The causal mask is plain: a row's keys after
+    its EOS are only read by queries whose logits predict padding, which carry no gradient."""
+    inner, cfg = model.model, model.config
+    heads = cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    q_size, kv_size = heads * head_dim, kv_heads * head_dim
+    n, s = completion_ids.shape
+    device = completion_ids.device
+    # rows in order and adjacent (a whole batch): a view of the record, not a gathered copy
+    first = int(rows[0]) if n else 0
+    adjacent = n > 0 and bool((rows == torch.arange(first, first + n, device=rows.device)).all())
+    take = slice(first, first + n) if adjacent else rows
+    x = inner.embed_tokens(completion_ids)  # [N, S, H]
+    positions = prompt_lengths[:, None] + torch.arange(s, device=device)
+    cos, sin = inner.rotary_emb(x, positions)
+    w = prompt_mask.shape[1]
+    bias = torch.zeros((n, 1, s, w + s), dtype=x.dtype, device=device)
+    bias[..., :w] = torch.where(prompt_mask.bool(), 0.0, float("-inf"))[:, None, None, :]
+    bias[..., w:] = torch.full((s, s), float("-inf"), dtype=x.dtype, device=device).triu(1)
+
+    def given(inp, weight, buf):  # buf [S_max, N_all, width] -> this batch's [N, S, width] (a view)
+        return _GivenLinear.apply(inp, weight, buf[:s, take].transpose(0, 1))
+
+    for layer, (r_qkv, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
+        attn, mlp = layer.self_attn, layer.mlp
+        h = layer.input_layernorm(x)
+        w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
+        q, k, v = given(h, w_qkv, r_qkv).split((q_size, kv_size, kv_size), dim=-1)
+        q = q.reshape(n, s, heads, head_dim).transpose(1, 2)
+        k = k.reshape(n, s, kv_heads, head_dim).transpose(1, 2)
+        v = v.reshape(n, s, kv_heads, head_dim).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        keys, values = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
+        if kv_heads != heads:
+            keys = keys.repeat_interleave(heads // kv_heads, dim=1)
+            values = values.repeat_interleave(heads // kv_heads, dim=1)
+        scores = torch.matmul(q, keys.transpose(-1, -2)) * head_dim ** -0.5 + bias
+        probs = scores.float().softmax(-1).to(q.dtype)
+        out = torch.matmul(probs, values).transpose(1, 2).reshape(n, s, q_size)
+        x = x + given(out, attn.o_proj.weight, r_o)
+        h = layer.post_attention_layernorm(x)
+        gate, up = given(h, torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight)), r_gu).chunk(2, dim=-1)
+        x = x + given(F.silu(gate) * up, mlp.down_proj.weight, r_down)
+    return given(inner.norm(x), model.lm_head.weight, record.logits)
+
+
 # architectures whose decoder layer is Llama's: pre-norm RMSNorm, rotary q/k, SiLU-gated MLP
 _LLAMA_LIKE = {"LlamaForCausalLM", "MistralForCausalLM"}
 # the most memory the stacked q/k/v and gate/up weights may take; above it they are not stacked
 STACK_LIMIT_BYTES = 256 * 2**20
+# the most memory a DecodeRecord may take; a larger decode keeps none
+RECORD_LIMIT_BYTES = 1 * 2**30
 
 
 class LlamaDecoder:
@@ -60,7 +189,8 @@ class LlamaDecoder:
         return type(model.lm_head) is nn.Linear
 
     @torch.inference_mode()
-    def __init__(self, model, cache, attention_mask: torch.Tensor, max_new_tokens: int):
+    def __init__(self, model, cache, attention_mask: torch.Tensor, max_new_tokens: int,
+                 record: "bool | DecodeRecord" = False):
         self.model = model
         cfg = model.config
         inner = model.model
@@ -100,23 +230,58 @@ class LlamaDecoder:
         self.bias = torch.full((attention_mask.shape[0], self.length + max_new_tokens), float("-inf"),
                                dtype=dtype, device=attention_mask.device)
         self.bias[:, :self.length] = torch.where(attention_mask.bool(), 0.0, float("-inf"))
+        self.steps = 0
+        # with `record` (stacked weights only): every step's matmul outputs, written in place, for
+        # `replayed_completion_logits`. Made outside inference mode so that autograd may read them.
+        # A DecodeRecord passed as `record` lends its memory where the shapes match (fresh memory
+        # faults in page by page on its first write, inside the decode) and stops covering anything.
+        self.record = None
+        n = attention_mask.shape[0]
+        widths = (self.q_size + 2 * self.kv_size, cfg.hidden_size, 2 * inner.layers[0].mlp.gate_proj.weight.shape[0],
+                  cfg.hidden_size)
+        vocab = model.lm_head.weight.shape[0]
+        record_bytes = n * max_new_tokens * (len(inner.layers) * sum(widths) + vocab) * torch.finfo(dtype).bits // 8
+        if record is not False and record is not None and self.stacked and record_bytes <= RECORD_LIMIT_BYTES:
+            device = attention_mask.device
+            old = record if isinstance(record, DecodeRecord) else None
+            if old is not None:
+                old.tokens = old.prompts = None  # its memory is about to hold this decode's outputs
+            if (old is not None and old.logits.shape == (max_new_tokens, n, vocab) and old.logits.dtype == dtype
+                    and old.logits.device == device and len(old.layers) == len(inner.layers)
+                    and all(t.shape[-1] == w for t, w in zip(old.layers[0], widths))):
+                self.record = DecodeRecord(layers=old.layers, logits=old.logits)
+            else:
+                with torch.inference_mode(False), torch.no_grad():
+                    self.record = DecodeRecord(
+                        layers=[tuple(torch.empty((max_new_tokens, n, w), dtype=dtype, device=device)
+                                      for w in widths) for _ in inner.layers],
+                        logits=torch.empty((max_new_tokens, n, vocab), dtype=dtype, device=device),
+                    )
 
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
         """Feed `tokens` [N] at `positions` [N, 1]; `attend` [N] bool says which rows later steps
         attend to this token from (False for a finished row). Returns the next logits [N, V]."""
         inner = self.model.model
-        t = self.length
+        t, s = self.length, self.steps
         self.bias[:, t] = torch.where(attend, 0.0, float("-inf"))
-        self.length = t + 1
+        self.length, self.steps = t + 1, s + 1
         bias = self.bias[:, None, None, :t + 1]
         x = inner.embed_tokens(tokens[:, None])  # [N, 1, H]
         cos, sin = inner.rotary_emb(x, positions)  # [N, 1, D]: the model's own rotary embedding
         n, rep = x.shape[0], self.heads // self.kv_heads
-        for norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf in self.layers:
+        record = self.record.layers if self.record is not None else [None] * len(self.layers)
+        if record[0] is not None:
+            def linear(inp, weight, buf):  # the matmul, its output written straight into the record
+                return torch.mm(inp.view(n, -1), weight.t(), out=buf[s]).view(n, 1, -1)
+        else:
+            def linear(inp, weight, buf):
+                return F.linear(inp, weight)
+        for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec in zip(self.layers, record):
+            r_qkv, r_o, r_gu, r_down = rec if rec is not None else (None,) * 4
             h = norm1(x)
             if self.stacked:  # [N, 1, (H + 2 Hkv) D]
-                q, k, v = F.linear(h, w_qkv).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
+                q, k, v = linear(h, w_qkv, r_qkv).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
             else:
                 q, k, v = (F.linear(h, w) for w in w_qkv)
             q = q.reshape(n, self.kv_heads, rep, self.head_dim)
@@ -130,8 +295,10 @@ class LlamaDecoder:
             scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scaling + bias
             probs = scores.float().softmax(-1).to(q.dtype)
             out = torch.matmul(probs, values).reshape(n, 1, self.q_size)
-            x = x + F.linear(out, w_o)
+            x = x + linear(out, w_o, r_o)
             h = norm2(x)
-            gate, up = F.linear(h, w_gu).chunk(2, dim=-1) if self.stacked else (F.linear(h, w) for w in w_gu)
-            x = x + F.linear(F.silu(gate) * up, w_down)
+            gate, up = linear(h, w_gu, r_gu).chunk(2, dim=-1) if self.stacked else (F.linear(h, w) for w in w_gu)
+            x = x + linear(F.silu(gate) * up, w_down, r_down)
+        if self.record is not None:
+            return linear(inner.norm(x), self.model.lm_head.weight, self.record.logits)[:, -1, :]
         return self.model.lm_head(inner.norm(x))[:, -1, :]

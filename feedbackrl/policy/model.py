@@ -22,6 +22,7 @@ from torch import nn
 
 from feedbackrl.algos.kl import entropy_from_logits, logprobs_from_logits
 from feedbackrl.policy.batch import Batch, collate
+from feedbackrl.policy.fast_decode import DecodeRecord, replayed_completion_logits
 from feedbackrl.policy.sampling import Constraint, sample_tokens
 from feedbackrl.policy.shared_prompt import cache_keyword, prompt_pass
 from feedbackrl.sample import Sample
@@ -61,6 +62,8 @@ class Policy(nn.Module):
         self.eos_id = int(tokenizer.eos_token_id)
         # sample through `LlamaDecoder` where it covers the model (policy/fast_decode.py)
         self.fast_decode = True
+        self.decode_record: DecodeRecord | None = None  # the last generate's, with keep_record
+        self._record_memory: DecodeRecord | None = None  # the latest record, whose memory the next one reuses
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -176,11 +179,16 @@ class Policy(nn.Module):
         generator: torch.Generator | None = None,
         mask_logprobs: bool = False,
         fast_decode: bool | None = None,
+        keep_record: bool = False,
     ) -> list[Sample]:
         """len(prompts) * num_samples samples; sample k of prompt i sits at i*num_samples + k.
         `mask_logprobs`: the samples' log-probs (and any later forward pass over them) are the
         model's renormalised over the tokens `constraint` allowed (see sampling.py).
-        `fast_decode`: None follows `self.fast_decode`."""
+        `fast_decode`: None follows `self.fast_decode`.
+        `keep_record`: keep the decode's matmul outputs as `self.decode_record` (None where the
+        decode does not record them), for `token_logprobs(record=...)`; every call replaces it,
+        and the next call with `keep_record` reuses its memory (the earlier record then covers
+        nothing)."""
         was_training = self.model.training
         self.model.eval()
         prompt_ids = [self.encode_prompt(p) for p in prompts]
@@ -189,7 +197,11 @@ class Policy(nn.Module):
             self.model, rows, eos_id=self.eos_id, pad_id=self.pad_id, max_new_tokens=max_new_tokens,
             temperature=temperature, top_p=top_p, greedy=greedy, constraint=constraint, generator=generator,
             mask_logprobs=mask_logprobs, fast_decode=self.fast_decode if fast_decode is None else fast_decode,
+            keep_record=(self._record_memory or True) if keep_record else False,
         )
+        self.decode_record = out.record
+        if out.record is not None:
+            self._record_memory = out.record
         self.model.train(was_training)
         samples = []
         for r, ids in enumerate(rows):
@@ -209,17 +221,31 @@ class Policy(nn.Module):
         return collate(samples, self.pad_id).to(self.device)
 
     def token_logprobs(
-        self, batch: Batch, *, temperature: float = 1.0, with_values: bool = False, with_entropy: bool = False
+        self, batch: Batch, *, temperature: float = 1.0, with_values: bool = False, with_entropy: bool = False,
+        record: DecodeRecord | None = None, rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Batched forward passes: {'logprobs': [B,T], 'values': [B,T]?, 'entropy': [B,T]?}.
         Rows that repeat a prompt (a GRPO group, a DPO pair) share its pass (shared_prompt.py).
         A batch that carries `allowed` (masked sampling) gets log-probs and entropy of the model
-        renormalised over the allowed tokens of each position."""
-        logits, hidden = self._completion_logits(batch, with_values)
+        renormalised over the allowed tokens of each position.
+        `record`, `rows`: the batch's rows are rows `rows` of the decode that kept `record`
+        (`generate(keep_record=True)`); where the record covers them (same weights, prompts and
+        tokens) the completion's forward pass is replayed from it (backward cost only), otherwise
+        it runs as usual."""
+        logits = None
+        if record is not None and rows is not None and not with_values:
+            logits = self._replayed_logits(batch, record, rows)
+        replayed = logits is not None
+        if replayed:
+            hidden = None
+        else:
+            logits, hidden = self._completion_logits(batch, with_values)
         logits = logits.float() / max(temperature, 1e-6)
         if batch.allowed is not None:
             logits = logits.masked_fill(~batch.allowed.to(logits.device), float("-inf"))
         result = {"logprobs": logprobs_from_logits(logits, batch.completion_ids.to(logits.device))}
+        if record is not None:
+            result["replayed"] = torch.tensor(replayed)
         if with_entropy:
             result["entropy"] = entropy_from_logits(logits)
         if with_values:
@@ -255,6 +281,34 @@ class Policy(nn.Module):
             if with_hidden:
                 hidden = torch.cat([hidden, out.hidden_states[-1]], dim=1)
         return logits, hidden
+
+    def _replayed_logits(self, batch: Batch, record: DecodeRecord, rows: torch.Tensor) -> torch.Tensor | None:
+        """`_completion_logits` from a decode's record (fast_decode.replayed_completion_logits);
+        None where the record does not cover the batch."""
+        dev = self.device
+        rows = rows.to(dev).long()
+        attn, cmask = batch.attention_mask.to(dev), batch.completion_mask.to(dev)
+        completion_ids = batch.completion_ids.to(dev)
+        prompt_lengths = (attn.sum(-1) - cmask.sum(-1)).long()
+        ids = batch.input_ids.tolist()
+        prompts = [row[:p] for row, p in zip(ids, prompt_lengths.tolist())]
+        if not record.covers(self.model, rows, prompts, completion_ids, cmask):
+            return None
+        # the record is read fastest as a view: take the rows in decode order, put them back after
+        order = rows.argsort()
+        ordered = bool((order == torch.arange(len(rows), device=dev)).all())
+        if not ordered:
+            rows, completion_ids, prompt_lengths = rows[order], completion_ids[order], prompt_lengths[order]
+            prompts = [prompts[i] for i in order.tolist()]
+        first = prompt_pass(self.model, prompts, self.pad_id)
+        logits = first.last_logits[:, None]
+        t = completion_ids.shape[1]
+        if t > 1:
+            keys_values = [(layer.keys, layer.values) for layer in first.cache.layers]
+            rest = replayed_completion_logits(self.model, record, rows, keys_values, first.attention_mask,
+                                              completion_ids[:, :t - 1], prompt_lengths)
+            logits = torch.cat([logits, rest], dim=1)
+        return logits if ordered else logits[order.argsort()]
 
     def _completion_logits_one_pass(self, batch: Batch, with_hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         dev = self.device

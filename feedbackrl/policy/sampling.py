@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from feedbackrl.policy.fast_decode import LlamaDecoder
+from feedbackrl.policy.fast_decode import DecodeRecord, LlamaDecoder, parameter_versions
 from feedbackrl.policy.shared_prompt import cache_keyword, cache_of, prompt_pass
 
 # (row, token ids generated so far in that row) -> token ids allowed next, or None for any.
@@ -43,6 +43,9 @@ class SampledBatch:
     # [N, T, V] bool, with `mask_logprobs`: the tokens the constraint allowed at each step (all
     # True where it allowed any); `logprobs` are then normalised over those tokens only
     allowed: torch.Tensor | None = None
+    # with `keep_record`: the decode steps' matmul outputs (fast_decode.DecodeRecord), for an update
+    # that back-propagates through them instead of running the forward pass again
+    record: DecodeRecord | None = None
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -96,6 +99,7 @@ def sample_tokens(
     generator: torch.Generator | None = None,
     mask_logprobs: bool = False,
     fast_decode: bool = True,
+    keep_record: "bool | DecodeRecord" = False,
 ) -> SampledBatch:
     """Sample one completion per row of `prompt_ids` (rows may repeat a prompt for G samples;
     a repeated prompt goes through the model once and its KV cache is shared, shared_prompt.py).
@@ -106,6 +110,8 @@ def sample_tokens(
     model renormalised over them (what `Policy.token_logprobs` gives for a batch carrying them).
     `fast_decode`: decode with `LlamaDecoder` (fast_decode.py) where the model is one it covers;
     False always uses the model's own forward.
+    `keep_record`: keep the decode steps' matmul outputs (`SampledBatch.record`; `LlamaDecoder` only);
+    an earlier DecodeRecord lends its memory (and no longer covers anything).
     """
     device = next(model.parameters()).device
     n = len(prompt_ids)
@@ -128,7 +134,7 @@ def sample_tokens(
     next_pos = positions[:, -1:] + 1
     decoder = None
     if fast_decode and max_new_tokens > 1 and hasattr(past, "layers") and LlamaDecoder.supports(model):
-        decoder = LlamaDecoder(model, past, prompts.attention_mask, max_new_tokens)
+        decoder = LlamaDecoder(model, past, prompts.attention_mask, max_new_tokens, record=keep_record)
         past = prompts.cache = None  # copied into the decoder's buffers: free the cache's own
     bias = None
     bonus = None if greedy or constraint is None else getattr(constraint, "logit_bias", None)
@@ -198,5 +204,10 @@ def sample_tokens(
         next_pos = next_pos + 1
     t_used = int(lengths.max()) if n else 0
     allowed = torch.stack(step_allowed[:t_used], dim=1) if record and t_used else None
+    kept = None
+    if decoder is not None and decoder.record is not None:
+        kept = decoder.record
+        kept.steps, kept.versions, kept.tokens = decoder.steps, parameter_versions(model), out_tokens
+        kept.prompts = [list(r) for r in prompt_ids]
     return SampledBatch(out_tokens[:, :t_used].cpu(), out_logprobs[:, :t_used].cpu(), lengths.cpu(),
-                        out_sampling[:, :t_used].cpu(), allowed)
+                        out_sampling[:, :t_used].cpu(), allowed, kept)

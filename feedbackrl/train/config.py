@@ -82,6 +82,9 @@ class AlgoConfig:
     # no entropy bonus, no KL in the loss): their gradient is exactly 0 and the loss keeps the
     # whole minibatch's denominators, so the update is the same maths with fewer FLOPs
     skip_zero_advantage: bool = True
+    # the update's first optimizer step back-propagates through the sampling pass's recorded matmul
+    # outputs instead of running the forward again (same gradient; LlamaDecoder models, not PPO)
+    reuse_sampling_pass: bool = True
     # PPO only
     gamma: float = 1.0
     lam: float = 0.95

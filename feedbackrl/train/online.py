@@ -41,13 +41,13 @@ class Rollout:
 
 
 def generate_rollout(policy: Policy, task: Task, prompts: list[Prompt], cfg: RunConfig,
-                     generator: torch.Generator, constraint=None) -> list[Sample]:
+                     generator: torch.Generator, constraint=None, keep_record: bool = False) -> list[Sample]:
     g = cfg.algo.group_size
     gen = cfg.generation
     samples = policy.generate(
         [p.text for p in prompts], g, temperature=gen.temperature, top_p=gen.top_p,
         max_new_tokens=gen.max_new_tokens, constraint=constraint, generator=generator,
-        mask_logprobs=cfg.algo.masked_policy,
+        mask_logprobs=cfg.algo.masked_policy, keep_record=keep_record,
     )
     for s in samples:
         p = prompts[s.group_id]
@@ -79,6 +79,7 @@ class OnlineTrainer:
         policy.fast_decode = cfg.generation.fast_decode
         algo = cfg.algo
         self.is_ppo = algo.name == "ppo"
+        self._record = None  # the current rollout's DecodeRecord (generate(keep_record=True))
         if self.is_ppo and policy.value_head is None:
             raise ValueError("PPO needs a policy loaded with value_head=True")
         self.reference = reference
@@ -156,8 +157,12 @@ class OnlineTrainer:
         if callable(prepare):
             prepare(self.policy)
         prompts = self.task.train_prompts(self.cfg.prompts_per_step, self.task_rng)
+        reuse = self.cfg.algo.reuse_sampling_pass and not self.is_ppo
         samples = generate_rollout(self.policy, self.task, prompts, self.cfg, self.sample_generator,
-                                   self._constraint())
+                                   self._constraint(), keep_record=reuse)
+        # the decode's matmul outputs, read by the update while the weights are the sampled ones
+        self._record = self.policy.decode_record if reuse else None
+        self.policy.decode_record = None
         t1 = time.perf_counter()
         score_samples(self.reward_fn, samples)
         t2 = time.perf_counter()
@@ -185,6 +190,8 @@ class OnlineTrainer:
         if ref_logprobs is not None:
             batch.extras["ref_logprobs"] = ref_logprobs
         batch.extras["valid"] = roll.valid
+        # each row's index in the decode, for the update's replay of the sampling pass
+        batch.extras["rollout_row"] = torch.arange(len(batch), device=roll.valid.device)
         return batch, ref_logprobs
 
     # ------------------------------------------------------------------ one step
@@ -208,6 +215,7 @@ class OnlineTrainer:
                 for k, v in self._update(batch.select(index), replay_idx).items():
                     stats.setdefault(k, []).append(v)
         self.policy.eval()
+        self._record = None
         t_end = time.perf_counter()
         metrics = self._step_metrics(roll, ref_logprobs, stats)
         metrics.update(timing)
@@ -223,21 +231,28 @@ class OnlineTrainer:
         algo, temp = self.cfg.algo, self.cfg.generation.temperature
         mask = mb.completion_mask * mb.extras["valid"][:, None]
         live = self._rows_with_gradient(mb, mask)
+        # until the first optimizer step the weights are the sampled ones: the forward pass is the
+        # decode's, replayed from its record (Policy.token_logprobs checks that it covers the rows)
+        replay = {"record": self._record, "rows": mb.extras.get("rollout_row")} if self._record is not None else {}
         if live is None or len(live) == len(mb):
             out = self.policy.token_logprobs(mb, temperature=temp, with_values=self.is_ppo,
-                                             with_entropy=algo.entropy_coef > 0)
+                                             with_entropy=algo.entropy_coef > 0, **replay)
             logprobs = out["logprobs"]
         else:
             # only the rows that carry a gradient go through the model; the others keep their
             # behaviour log-probs (ratio 1), so the loss's denominators and its value are the
             # full minibatch's and their terms, A = 0, are exactly 0 either way
-            sub = self.policy.token_logprobs(mb.select(live), temperature=temp)["logprobs"]
+            if replay:
+                replay["rows"] = replay["rows"][live]
+            out = self.policy.token_logprobs(mb.select(live), temperature=temp, **replay)
+            sub = out["logprobs"]
             logprobs = mb.old_logprobs.index_put((live,), F.pad(sub, (0, mb.old_logprobs.shape[1] - sub.shape[1])))
         loss, stats = clipped_surrogate_loss(
             logprobs, mb.old_logprobs, mb.extras["advantages"], mask,
             eps_low=algo.clip_eps_low, eps_high=algo.clip_eps_high, aggregation=algo.aggregation,
         )
         stats = {f"policy/{k}": float(v) for k, v in stats.items()}
+        stats["update/replayed"] = float(bool(out.get("replayed", False)))
         if live is not None:  # the share of rows whose pass was skipped
             stats["update/skipped_rows"] = 1.0 - len(live) / max(len(mb), 1)
         stats["loss/policy"] = loss.item()
