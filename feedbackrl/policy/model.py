@@ -259,9 +259,7 @@ class Policy(nn.Module):
         [B, T, H] there): column j from the position before completion token j."""
         dev = self.device
         # Batch rows are prompt + completion, right-padded: the prompt is what precedes the completion
-        prompt_lengths = (batch.attention_mask.sum(-1) - batch.completion_mask.sum(-1)).long().tolist()
-        ids = batch.input_ids.tolist()
-        prompts = [row[:p] for row, p in zip(ids, prompt_lengths)]
+        prompts, prompt_lengths = _batch_prompts(batch)
         if len(set(map(tuple, prompts))) == len(prompts):
             return self._completion_logits_one_pass(batch, with_hidden)
         first = prompt_pass(self.model, prompts, self.pad_id, with_hidden=with_hidden)
@@ -287,11 +285,9 @@ class Policy(nn.Module):
         None where the record does not cover the batch."""
         dev = self.device
         rows = rows.to(dev).long()
-        attn, cmask = batch.attention_mask.to(dev), batch.completion_mask.to(dev)
-        completion_ids = batch.completion_ids.to(dev)
-        prompt_lengths = (attn.sum(-1) - cmask.sum(-1)).long()
-        ids = batch.input_ids.tolist()
-        prompts = [row[:p] for row, p in zip(ids, prompt_lengths.tolist())]
+        cmask, completion_ids = batch.completion_mask.to(dev), batch.completion_ids.to(dev)
+        prompts, lengths = _batch_prompts(batch)
+        prompt_lengths = torch.tensor(lengths, device=dev)
         if not record.covers(self.model, rows, prompts, completion_ids, cmask):
             return None
         # the record is read fastest as a view: take the rows in decode order, put them back after
@@ -338,3 +334,9 @@ class Policy(nn.Module):
         """Differentiable log pi(completion | prompt) summed over tokens (EOS included): [B]."""
         lp, mask = self.completion_token_logprobs(prompts, completions)
         return (lp * mask).sum(-1)
+
+
+def _batch_prompts(batch: Batch) -> tuple[list[list[int]], list[int]]:
+    """Each row's prompt ids (a row is prompt + completion, right-padded) and their lengths."""
+    lengths = (batch.attention_mask.sum(-1) - batch.completion_mask.sum(-1)).long().tolist()
+    return [row[:p] for row, p in zip(batch.input_ids.tolist(), lengths)], lengths
