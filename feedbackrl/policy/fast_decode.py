@@ -241,7 +241,7 @@ class LlamaDecoder:
                   cfg.hidden_size)
         vocab = model.lm_head.weight.shape[0]
         record_bytes = n * max_new_tokens * (len(inner.layers) * sum(widths) + vocab) * torch.finfo(dtype).bits // 8
-        if record is not False and record is not None and self.stacked and record_bytes <= RECORD_LIMIT_BYTES:
+        if record and self.stacked and record_bytes <= RECORD_LIMIT_BYTES:
             device = attention_mask.device
             old = record if isinstance(record, DecodeRecord) else None
             if old is not None:
