@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from feedbackrl.policy import LoraSettings, Policy
-from feedbackrl.policy.sampling import top_p_filter
+from feedbackrl.policy import sampling
+from feedbackrl.policy.sampling import draw, top_p_filter
 from feedbackrl.policy.tiny import count_parameters
 
 
@@ -83,6 +84,49 @@ def test_top_p_keeps_smallest_nucleus():
     kept = torch.isfinite(top_p_filter(logits, 0.7))
     assert kept.tolist() == [[True, True, False, False]]  # 0.5 < 0.7 so the 0.3 token is needed
     assert torch.isfinite(top_p_filter(logits, 0.4)).tolist() == [[True, False, False, False]]
+
+
+def test_draw_follows_the_weights_and_never_picks_a_zero_weight_token():
+    # 3 rows, 6 tokens; weights need not sum to 1; zeros at the front, middle and end
+    weights = torch.tensor([[0.0, 1.0, 0.0, 2.0, 1.0, 0.0],
+                            [5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                            [0.0, 0.0, 0.0, 0.0, 0.0, 3.0]])
+    g = torch.Generator().manual_seed(0)
+    n = 40_000
+    counts = torch.zeros_like(weights)
+    for _ in range(n // 1000):
+        rows = weights.repeat_interleave(1000, dim=0)
+        tok = draw(rows, g).view(3, 1000)
+        counts.scatter_add_(1, tok, torch.ones_like(tok, dtype=counts.dtype))
+    assert counts[weights == 0].sum() == 0
+    assert counts[1, 0] == n and counts[2, 5] == n
+    # row 0: shares 1/4, 1/2, 1/4; a binomial standard error at n=40,000 is <= 0.0025
+    share = counts[0] / n
+    assert torch.allclose(share, torch.tensor([0.0, 0.25, 0.0, 0.5, 0.25, 0.0]), atol=0.0125)
+    # the same generator state gives the same draws
+    assert torch.equal(draw(weights, torch.Generator().manual_seed(3)), draw(weights, torch.Generator().manual_seed(3)))
+
+
+def test_draw_at_the_top_of_the_uniform_range_stays_on_a_weighted_token(monkeypatch):
+    # u just below 1: u x total rounds up to the total when the total is a float64 subnormal,
+    # which would put the draw past the last positive weight
+    def top_uniform(shape, generator=None, dtype=None, device=None):
+        one = torch.tensor(1.0, dtype=torch.float64)
+        return torch.full(shape, torch.nextafter(one, torch.zeros_like(one)).item(), dtype=dtype, device=device)
+
+    monkeypatch.setattr(sampling.torch, "rand", top_uniform)
+    assert draw(torch.tensor([[0.0, 5e-324, 0.0, 0.0]], dtype=torch.float64)).tolist() == [1]
+    assert draw(torch.tensor([[0.1, 0.7, 0.2, 0.0, 0.0], [1e-30, 0.0, 0.0, 0.0, 0.0]])).tolist() == [2, 0]
+    monkeypatch.setattr(sampling.torch, "rand", lambda shape, generator=None, dtype=None, device=None:
+                        torch.zeros(shape, dtype=dtype, device=device))
+    # u = 0: the first positive weight, not a zero before it
+    assert draw(torch.tensor([[0.0, 0.0, 1.0], [0.3, 0.0, 0.7]])).tolist() == [2, 0]
+
+
+@pytest.mark.parametrize("bad", [[0.0, 0.0, 0.0], [0.5, float("nan"), 0.5], [1.0, float("inf"), 0.0]])
+def test_draw_refuses_a_row_without_a_positive_finite_total(bad):
+    with pytest.raises(ValueError, match="positive, finite total"):
+        draw(torch.tensor([[0.2, 0.8, 0.0], bad]))
 
 
 def test_sequence_logprobs_is_differentiable_and_sums_tokens(tiny_model_dir):

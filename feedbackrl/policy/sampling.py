@@ -61,6 +61,25 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of `probs` [N, V] (non-negative weights; a row need not sum to exactly 1):
+    inverse-CDF sampling with one uniform number per row, drawn on `probs`' device.
+
+    `torch.multinomial(probs, 1)` draws an exponential variate for every vocabulary entry of every
+    row (it samples by argmax(p / E)), which on a CPU was ~0.6 ms of a ~6 ms decode step for
+    128 rows x 262 tokens; this draws N uniforms and finds each in its row's running sum (in
+    float64, so that a token far below float32's resolution of the sum keeps its share). A token
+    of weight 0 is never drawn: the draw is the first index whose running sum exceeds u x total,
+    with u x total kept strictly below the total. A row without positive finite weight raises."""
+    cdf = probs.double().cumsum(-1)
+    total = cdf[:, -1:]
+    if not bool(((total > 0) & torch.isfinite(total)).all()):
+        raise ValueError("draw: every row needs a positive, finite total weight (a NaN, an inf or all zeros)")
+    u = torch.rand(total.shape, generator=generator, dtype=cdf.dtype, device=cdf.device)
+    x = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, x, right=True).squeeze(-1)
+
+
 def _mix_exploration(probs: torch.Tensor, logp: torch.Tensor, epsilon: float, pool_of, n: int,
                      generated: list[list[int]], finished: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(1 - epsilon) probs + epsilon uniform(pool) for every unfinished row whose pool is not
@@ -176,9 +195,9 @@ def sample_tokens(
                                                         finished)
             if generator is not None and generator.device.type != probs.device.type:
                 # a generator on another device (a host one with a CUDA model): draw there
-                tok = torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(-1).to(device)
+                tok = draw(probs.to(generator.device), generator).to(device)
             else:
-                tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+                tok = draw(probs, generator)
         tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
         out_tokens[:, t] = tok
         out_logprobs[:, t] = torch.where(finished, 0.0, model_logp.gather(-1, tok[:, None]).squeeze(-1))

@@ -92,7 +92,7 @@ class OnlineTrainer:
             warmup_steps=cfg.optim.warmup_steps, total_steps=cfg.steps, schedule=cfg.optim.schedule,
         )
         self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order (host)
-        # sampling draws on the policy's device: a CUDA multinomial refuses a host generator
+        # sampling draws on the policy's device: CUDA random numbers cannot come from a host generator
         dev = policy.device
         self.sample_generator = (self.generator if dev.type == "cpu"
                                  else torch.Generator(device=dev).manual_seed(cfg.seed))
