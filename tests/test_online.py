@@ -194,11 +194,14 @@ def test_zero_advantage_rows_skip_the_pass_with_the_same_update(tiny_model_dir, 
         assert a["loss/policy"] == pytest.approx(b["loss/policy"], rel=1e-5, abs=1e-7)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
     assert stats_on[1]["loss/policy"] != stats_on[0]["loss/policy"]  # the second epoch saw ratio != 1
-    # the same gradients to float rounding (the matmuls run over other shapes) ...
-    for a, b in zip(g_on, g_off):
+    # the same gradients to float rounding (the matmuls run over other shapes); the second update's
+    # come from weights that already differ by the Adam step's rounding (see below), up to 2e-5 of
+    # the largest gradient here with the fused AdamW ...
+    for epoch, (a, b) in enumerate(zip(g_on, g_off)):
         assert a.keys() == b.keys()
         for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-5 * float(b[k].abs().max()), msg=k)
+            scale = float(b[k].abs().max())
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=(1e-5 if epoch == 0 else 1e-4) * scale, msg=k)
     # ... and so the same weights: Adam divides by sqrt(v), so a rounding difference in a
     # near-zero gradient moves its weight by a share of the step size that depends on the machine's
     # kernels (up to 2.4e-5 here on an AVX2 machine, 0.5% of the 5e-3 learning rate; under 2e-5 on
