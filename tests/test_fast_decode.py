@@ -75,6 +75,25 @@ def test_sampling_through_the_decoder_draws_what_the_model_forward_draws(tiny_mo
     assert (out[True].lengths[1::2] == 3).all()  # the constraint did end those rows
 
 
+@pytest.mark.parametrize("rope", [{"rope_type": "default", "rope_theta": 10000.0},
+                                  {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}])
+def test_rotary_by_position_table_and_step_by_step_equal_the_models_cached_decode(rope):
+    """The decoder reads rotary cos/sin from a table by position, except for rotary types whose
+    frequencies depend on the longest sequence seen so far ('dynamic'), which it computes each
+    step as the model does; either way its logits equal the model's own cached decode, here past
+    max_position_embeddings where the dynamic frequencies change."""
+    model = _llama(max_position_embeddings=6, rope_parameters=rope)
+    rows = [[1, 5, 6, 7], [1, 9], [1, 5, 6, 7]]
+    out = {}
+    for fast in (True, False):
+        out[fast] = sample_tokens(model, rows, eos_id=2, pad_id=0, max_new_tokens=8, fast_decode=fast,
+                                  generator=torch.Generator().manual_seed(1))
+    decoder = LlamaDecoder(model, prompt_pass(model, rows, 0).cache, prompt_pass(model, rows, 0).attention_mask, 8)
+    assert (decoder.rope_table is None) == (rope["rope_type"] == "dynamic")
+    assert torch.equal(out[True].tokens, out[False].tokens)
+    torch.testing.assert_close(out[True].logprobs, out[False].logprobs, rtol=0, atol=1e-5)
+
+
 def test_what_it_does_not_cover_decodes_through_the_model(tiny_model_dir):
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -123,14 +142,17 @@ def _assert_same_grads(got, want):
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5 * scale, msg=k)
 
 
-@pytest.mark.parametrize("kv_heads,tied", [(2, False), (4, True)])
-def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_heads, tied):
+@pytest.mark.parametrize("kv_heads,tied,chunk_rows", [(2, False, 256), (4, True, 8), (2, True, 4)])
+def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_heads, tied, chunk_rows, monkeypatch):
     """Rows of different prompt lengths (left padding), a shared prompt, a row stopped by EOS
     after two tokens: the logits replayed from the decode's record equal a plain forward pass over
     prompt + completion (no cache) at every position that predicts a completion token, and a loss
-    over the log-probs back-propagates to the same gradient of every weight."""
+    over the log-probs back-propagates to the same gradient of every weight. The MLP's backward
+    runs over the 5 replayed steps x 4 rows in one chunk, in chunks of 2, 2 and 1 steps, or step by
+    step."""
     from feedbackrl.policy.fast_decode import replayed_completion_logits
 
+    monkeypatch.setattr("feedbackrl.policy.fast_decode.MLP_CHUNK_ROWS", chunk_rows)
     model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
     prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
 

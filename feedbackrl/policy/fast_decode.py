@@ -11,7 +11,9 @@ objects. `LlamaDecoder` runs the same maths from the same weights with none of t
   (a large model on a GPU, where launch overhead matters less than memory) they stay separate;
 - attention for a single query is two batched matmuls and a softmax, with grouped-query heads
   read in place (no repeated K/V);
-- norms, rotary embedding (and its application), embedding and LM head are the model's own code.
+- rotary cos/sin come from the model's own rotary embedding, computed once per decode as a table by
+  position, and q and k rotate together (x cos + roll(x, D/2) sin with the sign folded into sin);
+- norms, embedding and LM head are the model's own code.
 
 It is inference only (the weights are stacked copies, so no gradient reaches the model) and
 covers models whose decoder layer is Llama's (`LlamaDecoder.supports`); anything else, LoRA
@@ -93,6 +95,60 @@ class _GivenLinear(torch.autograd.Function):
         return gx, gw, None
 
 
+# rows per chunk of `_GivenMLP`'s backward: a chunk's [rows, intermediate] tensors then stay in a
+# core's cache instead of going out to memory and back between elementwise ops
+MLP_CHUNK_ROWS = 256
+
+
+class _GivenMLP(torch.autograd.Function):
+    """A Llama MLP block, down(silu(gate(h)) * up(h)), whose output and gate/up projection are
+    already known (the decode recorded both, `rec_gu` [S, N, 2I] and `rec_down` [S, N, H], step
+    major). The forward pass returns the recorded output, so it keeps no [rows, I] activation; the
+    backward pass recomputes silu(gate) * up from the recorded projection a chunk of rows at a
+    time and runs the block's whole backward on that chunk while it is in cache:
+        d_act = g W_down,  dW_down = g^T (silu(gate) up),
+        d_up = d_act silu(gate),  d_gate = d_act up silu'(gate),
+        dh = [d_gate d_up] W_gu,  dW_gu = [d_gate d_up]^T h.
+    Autograd's own graph of these ops makes about ten passes over [rows, I] tensors in memory; on
+    a CPU, where they do not fit in cache, those passes cost more than the block's matmuls."""
+
+    @staticmethod
+    def forward(ctx, h, w_gu, w_down, rec_gu, rec_down):
+        ctx.save_for_backward(h, w_gu, w_down, rec_gu)
+        return rec_down.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, w_gu, w_down, rec_gu = ctx.saved_tensors
+        need_h, need_gu, need_down = ctx.needs_input_grad[:3]
+        steps, n, two_i = rec_gu.shape
+        inter, hidden = two_i // 2, h.shape[-1]
+        grad_sn, h_sn = grad.transpose(0, 1), h.transpose(0, 1)  # [S, N, H], the record's order
+        gh = grad.new_empty((steps, n, hidden)) if need_h else None
+        g_gu = torch.zeros_like(w_gu) if need_gu else None
+        g_down = torch.zeros_like(w_down) if need_down else None
+        # chunks only where they pay and the sum over chunks keeps its precision: a CPU, float32/64
+        chunked = grad.device.type == "cpu" and w_gu.dtype in (torch.float32, torch.float64)
+        per = max(1, MLP_CHUNK_ROWS // max(n, 1)) if chunked else steps
+        for s0 in range(0, steps, per):
+            s1 = min(s0 + per, steps)
+            g = grad_sn[s0:s1].reshape(-1, hidden)
+            gate_up = rec_gu[s0:s1].reshape(-1, two_i)
+            gate, up = gate_up[:, :inter], gate_up[:, inter:]
+            act = F.silu(gate)
+            d_act = g @ w_down
+            if need_down:
+                g_down.addmm_(g.t(), act * up)
+            d_gu = g.new_empty((g.shape[0], two_i))
+            torch.mul(d_act, act, out=d_gu[:, inter:])
+            torch.ops.aten.silu_backward.grad_input(d_act * up, gate, grad_input=d_gu[:, :inter])
+            if need_h:
+                torch.mm(d_gu, w_gu, out=gh[s0:s1].view(-1, hidden))
+            if need_gu:
+                g_gu.addmm_(d_gu.t(), h_sn[s0:s1].reshape(-1, hidden))
+        return (gh.transpose(0, 1) if need_h else None), g_gu, g_down, None, None
+
+
 def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, prompt_keys_values,
                                prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
                                prompt_lengths: torch.Tensor) -> torch.Tensor:
@@ -147,9 +203,9 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
         probs = scores.float().softmax(-1).to(q.dtype)
         out = torch.matmul(probs, values).transpose(1, 2).reshape(n, s, q_size)
         x = x + given(out, attn.o_proj.weight, r_o)
-        h = layer.post_attention_layernorm(x)
-        gate, up = given(h, torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight)), r_gu).chunk(2, dim=-1)
-        x = x + given(F.silu(gate) * up, mlp.down_proj.weight, r_down)
+        w_gu = torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))
+        x = x + _GivenMLP.apply(layer.post_attention_layernorm(x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
+                                r_down[:s, take])
     return given(inner.norm(x), model.lm_head.weight, record.logits)
 
 
@@ -226,6 +282,17 @@ class LlamaDecoder:
             ))
         self.length = attention_mask.shape[1]
         dtype = next(model.parameters()).dtype
+        # rotary cos/sin by position, computed once by the model's own rotary embedding (read with
+        # one index per step), and sin with the first half negated: rotate_half(x) * sin is then
+        # roll(x, D/2) * sin_signed, so q and k rotate together in three kernels. Rotary types
+        # whose frequencies depend on the sequence length seen so far are computed step by step.
+        rope_type = str(getattr(inner.rotary_emb, "rope_type", "default"))
+        self.rope_sign = torch.ones(self.head_dim, dtype=dtype, device=attention_mask.device)
+        self.rope_sign[:self.head_dim // 2] = -1
+        self.rope_table = None
+        if "dynamic" not in rope_type and rope_type != "longrope":
+            self.rope_table = self._rope_table(int(attention_mask.sum(-1).max()) + max_new_tokens + 1, dtype,
+                                               attention_mask.device)
         # additive mask over cache positions: 0 where a row attends, -inf where it does not
         self.bias = torch.full((attention_mask.shape[0], self.length + max_new_tokens), float("-inf"),
                                dtype=dtype, device=attention_mask.device)
@@ -258,6 +325,21 @@ class LlamaDecoder:
                         logits=torch.empty((max_new_tokens, n, vocab), dtype=dtype, device=device),
                     )
 
+    def _rope_table(self, size: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sign-flipped sin [size, D] for positions 0..size-1."""
+        positions = torch.arange(size, device=device)[None]
+        cos, sin = self.model.model.rotary_emb(torch.empty((), dtype=dtype, device=device), positions)
+        return cos[0], sin[0] * self.rope_sign
+
+    def _rope(self, positions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sign-flipped sin [N, 1, D] at `positions` [N, 1] (the table covers each row's
+        prompt plus `max_new_tokens`; a position past it is an index error)."""
+        if self.rope_table is None:
+            cos, sin = self.model.model.rotary_emb(x, positions)
+            return cos, sin * self.rope_sign
+        cos, sin, flat = *self.rope_table, positions.reshape(-1)
+        return cos.index_select(0, flat)[:, None], sin.index_select(0, flat)[:, None]
+
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
         """Feed `tokens` [N] at `positions` [N, 1]; `attend` [N] bool says which rows later steps
@@ -267,38 +349,43 @@ class LlamaDecoder:
         self.bias[:, t] = torch.where(attend, 0.0, float("-inf"))
         self.length, self.steps = t + 1, s + 1
         bias = self.bias[:, None, None, :t + 1]
-        x = inner.embed_tokens(tokens[:, None])  # [N, 1, H]
-        cos, sin = inner.rotary_emb(x, positions)  # [N, 1, D]: the model's own rotary embedding
-        n, rep = x.shape[0], self.heads // self.kv_heads
+        x = inner.embed_tokens(tokens)  # [N, H]
+        n, rep, d = x.shape[0], self.heads // self.kv_heads, self.head_dim
+        cos, sin = self._rope(positions, x)  # [N, 1, D]: the model's own rotary embedding
+        qk_heads, qk_size = self.heads + self.kv_heads, self.q_size + self.kv_size
         record = self.record.layers if self.record is not None else [None] * len(self.layers)
         if record[0] is not None:
             def linear(inp, weight, buf):  # the matmul, its output written straight into the record
-                return torch.mm(inp.view(n, -1), weight.t(), out=buf[s]).view(n, 1, -1)
+                return torch.mm(inp, weight.t(), out=buf[s])
         else:
             def linear(inp, weight, buf):
-                return F.linear(inp, weight)
+                return torch.mm(inp, weight.t())
         for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec in zip(self.layers, record):
             r_qkv, r_o, r_gu, r_down = rec if rec is not None else (None,) * 4
             h = norm1(x)
-            if self.stacked:  # [N, 1, (H + 2 Hkv) D]
-                q, k, v = linear(h, w_qkv, r_qkv).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
+            if self.stacked:  # [N, (H + 2 Hkv) D]
+                qkv = linear(h, w_qkv, r_qkv)
+                qk, v = qkv[:, :qk_size].view(n, qk_heads, d), qkv[:, qk_size:]
             else:
-                q, k, v = (F.linear(h, w) for w in w_qkv)
-            q = q.reshape(n, self.kv_heads, rep, self.head_dim)
-            k = k.reshape(n, self.kv_heads, 1, self.head_dim)
-            v = v.reshape(n, self.kv_heads, 1, self.head_dim)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)  # cos/sin broadcast over heads (dim 1)
-            k_buf[:, :, t:t + 1] = k
-            v_buf[:, :, t:t + 1] = v
+                qk = torch.cat((F.linear(h, w_qkv[0]), F.linear(h, w_qkv[1])), dim=-1).view(n, qk_heads, d)
+                v = F.linear(h, w_qkv[2])
+            # q and k rotated together: x cos + rotate_half(x) sin (cos/sin broadcast over heads)
+            qk = torch.addcmul(qk * cos, qk.roll(d // 2, dims=-1), sin)
+            q = qk[:, :self.heads].view(n, self.kv_heads, rep, d)
+            k_buf[:, :, t] = qk[:, self.heads:]
+            v_buf[:, :, t] = v.view(n, self.kv_heads, d)
             keys, values = k_buf[:, :, :t + 1], v_buf[:, :, :t + 1]
             # each kv head's `rep` query heads against its keys: [N, Hkv, rep, t+1]
             scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scaling + bias
             probs = scores.float().softmax(-1).to(q.dtype)
-            out = torch.matmul(probs, values).reshape(n, 1, self.q_size)
+            out = torch.matmul(probs, values).view(n, self.q_size)
             x = x + linear(out, w_o, r_o)
             h = norm2(x)
-            gate, up = linear(h, w_gu, r_gu).chunk(2, dim=-1) if self.stacked else (F.linear(h, w) for w in w_gu)
+            if self.stacked:
+                gate, up = linear(h, w_gu, r_gu).chunk(2, dim=-1)
+            else:
+                gate, up = (F.linear(h, w) for w in w_gu)
             x = x + linear(F.silu(gate) * up, w_down, r_down)
         if self.record is not None:
-            return linear(inner.norm(x), self.model.lm_head.weight, self.record.logits)[:, -1, :]
-        return self.model.lm_head(inner.norm(x))[:, -1, :]
+            return linear(inner.norm(x), self.model.lm_head.weight, self.record.logits)
+        return self.model.lm_head(inner.norm(x))
