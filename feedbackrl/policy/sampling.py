@@ -163,6 +163,9 @@ def sample_tokens(
             [float(v) for v in bonus.values()], device=device)
     explore = 0.0 if greedy or constraint is None else float(getattr(constraint, "explore", 0.0) or 0.0)
     explore_pool = getattr(constraint, "explore_pool", None) if explore > 0 else None
+    unit_temperature = temperature == 1.0  # x / 1.0 is x: skip the division
+    # nothing reshapes the model's distribution: it is the one sampled from (no second log_softmax)
+    plain = not greedy and constraint is None and bias is None and top_p >= 1.0
     for t in range(max_new_tokens):
         mask = None
         if constraint is not None:
@@ -173,21 +176,19 @@ def sample_tokens(
                     mask[row] = True
                     mask[row, list(allowed) or [eos_id]] = False
         own = logits.masked_fill(mask, float("-inf")) if record else logits
-        model_logp = (own / max(temperature, 1e-6)).log_softmax(-1)
+        model_logp = (own if unit_temperature else own / max(temperature, 1e-6)).log_softmax(-1)
         if record:
             step_allowed.append((~mask).cpu())
         if bias is not None:
             logits = logits + bias
         if mask is not None:
             logits = logits.masked_fill(mask, float("-inf"))
-        scaled = logits / max(temperature, 1e-6)
+        scaled = logits if unit_temperature else logits / max(temperature, 1e-6)
         if greedy:
             tok = scaled.argmax(-1)
             sampling_logp = torch.zeros_like(scaled)
         else:
             filtered = top_p_filter(scaled, top_p)
-            # nothing reshaped the model's distribution: it is the one sampled from (no second log_softmax)
-            plain = constraint is None and bias is None and top_p >= 1.0
             sampling_logp = model_logp if plain else filtered.log_softmax(-1)
             probs = filtered.softmax(-1)
             if explore_pool is not None:
@@ -198,11 +199,12 @@ def sample_tokens(
                 tok = draw(probs.to(generator.device), generator).to(device)
             else:
                 tok = draw(probs, generator)
-        tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
+        tok = tok.masked_fill(finished, pad_id)
         out_tokens[:, t] = tok
         out_logprobs[:, t] = torch.where(finished, 0.0, model_logp.gather(-1, tok[:, None]).squeeze(-1))
-        out_sampling[:, t] = torch.where(finished, 0.0, sampling_logp.gather(-1, tok[:, None]).squeeze(-1))
-        lengths += (~finished).long()
+        if not plain:  # else the same as out_logprobs, copied once at the end
+            out_sampling[:, t] = torch.where(finished, 0.0, sampling_logp.gather(-1, tok[:, None]).squeeze(-1))
+        lengths += ~finished
         if constraint is not None:
             for row in range(n):
                 if not finished[row]:
@@ -222,6 +224,8 @@ def sample_tokens(
             logits = out.logits[:, -1, :].float()
         next_pos = next_pos + 1
     t_used = int(lengths.max()) if n else 0
+    if plain:
+        out_sampling = out_logprobs.clone()
     allowed = torch.stack(step_allowed[:t_used], dim=1) if record and t_used else None
     kept = None
     if decoder is not None and decoder.record is not None:
