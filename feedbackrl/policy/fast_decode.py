@@ -101,9 +101,9 @@ MLP_CHUNK_ROWS = 256
 
 
 class _GivenMLP(torch.autograd.Function):
-    """A Llama MLP block, down(silu(gate(h)) * up(h)), whose output and gate/up projection are
-    already known (the decode recorded both, `rec_gu` [S, N, 2I] and `rec_down` [S, N, H], step
-    major). The forward pass returns the recorded output, so it keeps no [rows, I] activation; the
+    """A Llama MLP block, down(silu(gate(h)) * up(h)) for `h` [S, N, H], whose output and gate/up
+    projection are already known (the decode recorded both, `rec_gu` [S, N, 2I] and `rec_down`
+    [S, N, H]). The forward pass returns the recorded output, so it keeps no [rows, I] activation; the
     backward pass recomputes silu(gate) * up from the recorded projection a chunk of rows at a
     time and runs the block's whole backward on that chunk while it is in cache:
         d_act = g W_down,  dW_down = g^T (silu(gate) up),
@@ -115,7 +115,7 @@ class _GivenMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, w_gu, w_down, rec_gu, rec_down):
         ctx.save_for_backward(h, w_gu, w_down, rec_gu)
-        return rec_down.transpose(0, 1)
+        return rec_down.view_as(rec_down)
 
     @staticmethod
     def backward(ctx, grad):
@@ -123,7 +123,6 @@ class _GivenMLP(torch.autograd.Function):
         need_h, need_gu, need_down = ctx.needs_input_grad[:3]
         steps, n, two_i = rec_gu.shape
         inter, hidden = two_i // 2, h.shape[-1]
-        grad_sn, h_sn = grad.transpose(0, 1), h.transpose(0, 1)  # [S, N, H], the record's order
         gh = grad.new_empty((steps, n, hidden)) if need_h else None
         g_gu = torch.zeros_like(w_gu) if need_gu else None
         g_down = torch.zeros_like(w_down) if need_down else None
@@ -132,7 +131,7 @@ class _GivenMLP(torch.autograd.Function):
         per = max(1, MLP_CHUNK_ROWS // max(n, 1)) if chunked else steps
         for s0 in range(0, steps, per):
             s1 = min(s0 + per, steps)
-            g = grad_sn[s0:s1].reshape(-1, hidden)
+            g = grad[s0:s1].reshape(-1, hidden)
             gate_up = rec_gu[s0:s1].reshape(-1, two_i)
             gate, up = gate_up[:, :inter], gate_up[:, inter:]
             act = F.silu(gate)
@@ -145,8 +144,8 @@ class _GivenMLP(torch.autograd.Function):
             if need_h:
                 torch.mm(d_gu, w_gu, out=gh[s0:s1].view(-1, hidden))
             if need_gu:
-                g_gu.addmm_(d_gu.t(), h_sn[s0:s1].reshape(-1, hidden))
-        return (gh.transpose(0, 1) if need_h else None), g_gu, g_down, None, None
+                g_gu.addmm_(d_gu.t(), h[s0:s1].reshape(-1, hidden))
+        return gh, g_gu, g_down, None, None
 
 
 def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, prompt_keys_values,
@@ -175,38 +174,44 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     first = int(rows[0]) if n else 0
     adjacent = n > 0 and bool((rows == torch.arange(first, first + n, device=rows.device)).all())
     take = slice(first, first + n) if adjacent else rows
-    x = inner.embed_tokens(completion_ids)  # [N, S, H]
-    positions = prompt_lengths[:, None] + torch.arange(s, device=device)
-    cos, sin = inner.rotary_emb(x, positions)
+    # step major, [S, N, ...], as the record is: its outputs are then read in place
+    x = inner.embed_tokens(completion_ids.t())  # [S, N, H]
+    positions = prompt_lengths[None, :] + torch.arange(s, device=device)[:, None]
+    cos, sin = inner.rotary_emb(x, positions)  # [S, N, D]
     w = prompt_mask.shape[1]
     bias = torch.zeros((n, 1, s, w + s), dtype=x.dtype, device=device)
     bias[..., :w] = torch.where(prompt_mask.bool(), 0.0, float("-inf"))[:, None, None, :]
     bias[..., w:] = torch.full((s, s), float("-inf"), dtype=x.dtype, device=device).triu(1)
 
-    def given(inp, weight, buf):  # buf [S_max, N_all, width] -> this batch's [N, S, width] (a view)
-        return _GivenLinear.apply(inp, weight, buf[:s, take].transpose(0, 1))
+    def given(inp, weight, buf):  # buf [S_max, N_all, width] -> this batch's [S, N, width] (a view)
+        return _GivenLinear.apply(inp, weight, buf[:s, take])
 
+    # q and k rotate together, as in the decode: x cos + roll(x, D/2) sin, the sign folded into sin
+    sin = sin * torch.cat((-sin.new_ones(head_dim // 2), sin.new_ones(head_dim - head_dim // 2)))
+    # written out over the q and k heads once for all layers ([S, N, H + Hkv, D]): a product that
+    # broadcasts them runs its inner loop over D values only, several times slower on a CPU
+    cos, sin = (t[:, :, None].expand(-1, -1, heads + kv_heads, -1).contiguous() for t in (cos, sin))
     for layer, (r_qkv, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
         attn, mlp = layer.self_attn, layer.mlp
         h = layer.input_layernorm(x)
         w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
-        q, k, v = given(h, w_qkv, r_qkv).split((q_size, kv_size, kv_size), dim=-1)
-        q = q.reshape(n, s, heads, head_dim).transpose(1, 2)
-        k = k.reshape(n, s, kv_heads, head_dim).transpose(1, 2)
-        v = v.reshape(n, s, kv_heads, head_dim).transpose(1, 2)
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        qk, v = given(h, w_qkv, r_qkv).split((q_size + kv_size, kv_size), dim=-1)
+        qk = qk.unflatten(-1, (heads + kv_heads, head_dim))
+        q, k = (qk * cos + qk.roll(head_dim // 2, dims=-1) * sin).split((heads, kv_heads), dim=2)
+        q, k = q.permute(1, 2, 0, 3), k.permute(1, 2, 0, 3)  # [N, heads, S, D]
+        v = v.unflatten(-1, (kv_heads, head_dim)).permute(1, 2, 0, 3)
         keys, values = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
         if kv_heads != heads:
             keys = keys.repeat_interleave(heads // kv_heads, dim=1)
             values = values.repeat_interleave(heads // kv_heads, dim=1)
         scores = torch.matmul(q, keys.transpose(-1, -2)) * head_dim ** -0.5 + bias
         probs = scores.float().softmax(-1).to(q.dtype)
-        out = torch.matmul(probs, values).transpose(1, 2).reshape(n, s, q_size)
+        out = torch.matmul(probs, values).permute(2, 0, 1, 3).reshape(s, n, q_size)
         x = x + given(out, attn.o_proj.weight, r_o)
         w_gu = torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))
         x = x + _GivenMLP.apply(layer.post_attention_layernorm(x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
                                 r_down[:s, take])
-    return given(inner.norm(x), model.lm_head.weight, record.logits)
+    return given(inner.norm(x), model.lm_head.weight, record.logits).transpose(0, 1)
 
 
 # architectures whose decoder layer is Llama's: pre-norm RMSNorm, rotary q/k, SiLU-gated MLP
@@ -351,8 +356,9 @@ class LlamaDecoder:
         bias = self.bias[:, None, None, :t + 1]
         x = inner.embed_tokens(tokens)  # [N, H]
         n, rep, d = x.shape[0], self.heads // self.kv_heads, self.head_dim
-        cos, sin = self._rope(positions, x)  # [N, 1, D]: the model's own rotary embedding
         qk_heads, qk_size = self.heads + self.kv_heads, self.q_size + self.kv_size
+        # the model's own rotary embedding, written out over the q and k heads once for all layers
+        cos, sin = (r.expand(-1, qk_heads, -1).contiguous() for r in self._rope(positions, x))  # [N, H + Hkv, D]
         record = self.record.layers if self.record is not None else [None] * len(self.layers)
         if record[0] is not None:
             def linear(inp, weight, buf):  # the matmul, its output written straight into the record
@@ -369,7 +375,7 @@ class LlamaDecoder:
             else:
                 qk = torch.cat((F.linear(h, w_qkv[0]), F.linear(h, w_qkv[1])), dim=-1).view(n, qk_heads, d)
                 v = F.linear(h, w_qkv[2])
-            # q and k rotated together: x cos + rotate_half(x) sin (cos/sin broadcast over heads)
+            # q and k rotated together: x cos + rotate_half(x) sin
             qk = torch.addcmul(qk * cos, qk.roll(d // 2, dims=-1), sin)
             q = qk[:, :self.heads].view(n, self.kv_heads, rep, d)
             k_buf[:, :, t] = qk[:, self.heads:]
