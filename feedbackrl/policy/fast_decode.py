@@ -20,7 +20,7 @@ covers models whose decoder layer is Llama's (`LlamaDecoder.supports`); anything
 wrappers included, decodes through the model's own forward. `tests/test_fast_decode.py` checks
 its logits against the Hugging Face forward's, step by step.
 
-With `record=True` the decoder also keeps every step's matmul outputs (`DecodeRecord`), and
+With `record=True` the decoder also keeps every step's matmul outputs and rotated q/k (`DecodeRecord`), and
 `replayed_completion_logits` turns them into the logits of a forward pass over the sampled
 completions that autograd can differentiate without running those matmuls again: the RL update's
 first minibatch then costs a backward pass only (docs/algorithms.md, "Advantages").
@@ -38,11 +38,11 @@ from torch import nn
 @dataclass
 class DecodeRecord:
     """The matmul outputs of a `LlamaDecoder`'s steps, [step, row, width] each: per layer the
-    stacked q/k/v projection, the attention output projection, the stacked gate/up projection and
-    the MLP's down projection; and the logits. `steps` is how many steps ran; `versions` the
+    stacked q/k/v projection, q and k after the rotary embedding, the attention output projection,
+    the stacked gate/up projection and the MLP's down projection; and the logits. `steps` is how many steps ran; `versions` the
     parameters' version counters when they ran (any in-place update of a weight changes one)."""
 
-    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
     logits: torch.Tensor
     steps: int = 0
     versions: tuple[int, ...] = ()
@@ -147,6 +147,40 @@ class _GivenMLP(torch.autograd.Function):
         return gh, g_gu, g_down, None, None
 
 
+class _GivenQKV(torch.autograd.Function):
+    """q, k and v of an attention block for `h` [S, N, H], with q and k after the rotary embedding,
+    all already known: the decode recorded the stacked projection `rec_qkv` [S, N, (H + 2 Hkv) D]
+    and q, k after rotary `rec_rot` [S, N, (H + Hkv) D]. The forward pass returns views of the
+    records ([S, N, heads, D] each); the backward pass un-rotates the gradient of q and k
+    (g cos + roll(g sin, -D/2), the transpose of x cos + roll(x, D/2) sin with the sign folded into
+    `sin`) into one buffer with v's, and runs the projection's backward on it once."""
+
+    @staticmethod
+    def forward(ctx, h, w_qkv, cos, sin, rec_qkv, rec_rot, heads, kv_heads):
+        ctx.save_for_backward(h, w_qkv, cos, sin)
+        steps, n, _ = rec_rot.shape
+        head_dim = rec_rot.shape[-1] // (heads + kv_heads)
+        q, k = rec_rot.view(steps, n, heads + kv_heads, head_dim).split((heads, kv_heads), dim=2)
+        v = rec_qkv[..., (heads + kv_heads) * head_dim:].view(steps, n, kv_heads, head_dim)
+        return q.view_as(q), k.view_as(k), v.view_as(v)
+
+    @staticmethod
+    def backward(ctx, dq, dk, dv):
+        h, w_qkv, cos, sin = ctx.saved_tensors
+        steps, n, heads = dq.shape[0], dq.shape[1], dq.shape[2]
+        kv_heads, head_dim = dk.shape[2], dq.shape[3]
+        qk_size = (heads + kv_heads) * head_dim
+        d_qkv = dq.new_empty((steps, n, w_qkv.shape[0]))
+        g = torch.cat((dq, dk), dim=2)  # [S, N, H + Hkv, D]
+        torch.add(g * cos, (g * sin).roll(-(head_dim // 2), dims=-1),
+                  out=d_qkv[..., :qk_size].view(steps, n, heads + kv_heads, head_dim))
+        d_qkv[..., qk_size:].view(steps, n, kv_heads, head_dim).copy_(dv)
+        flat = d_qkv.view(-1, d_qkv.shape[-1])
+        gh = (flat @ w_qkv).view_as(h) if ctx.needs_input_grad[0] else None
+        gw = flat.t() @ h.reshape(-1, h.shape[-1]) if ctx.needs_input_grad[1] else None
+        return gh, gw, None, None, None, None, None, None
+
+
 def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, prompt_keys_values,
                                prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
                                prompt_lengths: torch.Tensor) -> torch.Tensor:
@@ -190,15 +224,12 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     # written out over the q and k heads once for all layers ([S, N, H + Hkv, D]): a product that
     # broadcasts them runs its inner loop over D values only, several times slower on a CPU
     cos, sin = (t[:, :, None].expand(-1, -1, heads + kv_heads, -1).contiguous() for t in (cos, sin))
-    for layer, (r_qkv, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
+    for layer, (r_qkv, r_rot, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
         attn, mlp = layer.self_attn, layer.mlp
         h = layer.input_layernorm(x)
         w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
-        qk, v = given(h, w_qkv, r_qkv).split((q_size + kv_size, kv_size), dim=-1)
-        qk = qk.unflatten(-1, (heads + kv_heads, head_dim))
-        q, k = (qk * cos + qk.roll(head_dim // 2, dims=-1) * sin).split((heads, kv_heads), dim=2)
-        q, k = q.permute(1, 2, 0, 3), k.permute(1, 2, 0, 3)  # [N, heads, S, D]
-        v = v.unflatten(-1, (kv_heads, head_dim)).permute(1, 2, 0, 3)
+        q, k, v = _GivenQKV.apply(h, w_qkv, cos, sin, r_qkv[:s, take], r_rot[:s, take], heads, kv_heads)
+        q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # [N, heads, S, D]
         keys, values = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
         if kv_heads != heads:
             keys = keys.repeat_interleave(heads // kv_heads, dim=1)
@@ -308,8 +339,8 @@ class LlamaDecoder:
         # faults in page by page on its first write, inside the decode) and stops covering anything.
         self.record = None
         n = attention_mask.shape[0]
-        widths = (self.q_size + 2 * self.kv_size, cfg.hidden_size, 2 * inner.layers[0].mlp.gate_proj.weight.shape[0],
-                  cfg.hidden_size)
+        widths = (self.q_size + 2 * self.kv_size, self.q_size + self.kv_size, cfg.hidden_size,
+                  2 * inner.layers[0].mlp.gate_proj.weight.shape[0], cfg.hidden_size)
         vocab = model.lm_head.weight.shape[0]
         record_bytes = n * max_new_tokens * (len(inner.layers) * sum(widths) + vocab) * torch.finfo(dtype).bits // 8
         if record and self.stacked and record_bytes <= RECORD_LIMIT_BYTES:
@@ -319,6 +350,7 @@ class LlamaDecoder:
                 old.tokens = old.prompts = None  # its memory is about to hold this decode's outputs
             if (old is not None and old.logits.shape == (max_new_tokens, n, vocab) and old.logits.dtype == dtype
                     and old.logits.device == device and len(old.layers) == len(inner.layers)
+                    and len(old.layers[0]) == len(widths)
                     and all(t.shape[-1] == w for t, w in zip(old.layers[0], widths))):
                 self.record = DecodeRecord(layers=old.layers, logits=old.logits)
             else:
@@ -366,7 +398,7 @@ class LlamaDecoder:
             def linear(inp, weight, buf):
                 return torch.mm(inp, weight.t())
         for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec in zip(self.layers, record):
-            r_qkv, r_o, r_gu, r_down = rec if rec is not None else (None,) * 4
+            r_qkv, r_rot, r_o, r_gu, r_down = rec if rec is not None else (None,) * 5
             h = norm1(x)
             if self.stacked:  # [N, (H + 2 Hkv) D]
                 qkv = linear(h, w_qkv, r_qkv)
@@ -375,7 +407,8 @@ class LlamaDecoder:
                 qk = torch.cat((F.linear(h, w_qkv[0]), F.linear(h, w_qkv[1])), dim=-1).view(n, qk_heads, d)
                 v = F.linear(h, w_qkv[2])
             # q and k rotated together: x cos + rotate_half(x) sin
-            qk = torch.addcmul(qk * cos, qk.roll(d // 2, dims=-1), sin)
+            rotated = r_rot[s].view(n, qk_heads, d) if r_rot is not None else None
+            qk = torch.addcmul(qk * cos, qk.roll(d // 2, dims=-1), sin, out=rotated)
             q = qk[:, :self.heads].view(n, self.kv_heads, rep, d)
             k_buf[:, :, t] = qk[:, self.heads:]
             v_buf[:, :, t] = v.view(n, self.kv_heads, d)

@@ -240,7 +240,9 @@ class Policy(nn.Module):
             hidden = None
         else:
             logits, hidden = self._completion_logits(batch, with_values)
-        logits = logits.float() / max(temperature, 1e-6)
+        logits = logits.float()
+        if temperature != 1.0:  # x / 1.0 is x: no pass over [B, T, V] (and none back)
+            logits = logits / max(temperature, 1e-6)
         if batch.allowed is not None:
             logits = logits.masked_fill(~batch.allowed.to(logits.device), float("-inf"))
         result = {"logprobs": logprobs_from_logits(logits, batch.completion_ids.to(logits.device))}
