@@ -252,3 +252,29 @@ def test_a_record_covers_only_its_own_decode_under_the_same_weights(tiny_model_d
     # without keep_record nothing is kept
     policy.generate(["Q: 5+5=? A:"], 2, max_new_tokens=4)
     assert policy.decode_record is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_written_out_rmsnorm_equals_the_models_module_and_its_autograd(dtype):
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from feedbackrl.policy.fast_decode import _norm
+
+    torch.manual_seed(0)
+    module = LlamaRMSNorm(16, eps=1e-5).to(dtype)
+    with torch.no_grad():
+        module.weight.normal_()
+    x = (torch.randn(3, 5, 16) * 3).to(dtype).requires_grad_()
+    g = torch.randn(3, 5, 16).to(dtype)
+    want = module(x)
+    want_dx, want_dw = torch.autograd.grad(want, (x, module.weight), g)
+    got = _norm(module, x)
+    got_dx, got_dw = torch.autograd.grad(got, (x, module.weight), g)
+    assert got.dtype == want.dtype and got_dx.dtype == x.dtype
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(got, want, **tol)
+    torch.testing.assert_close(got_dx, want_dx, **tol)
+    torch.testing.assert_close(got_dw, want_dw, **(tol if dtype == torch.float32 else dict(rtol=2e-2, atol=1e-1)))
+    # a module that is not an RMSNorm it knows runs as itself
+    layer_norm = torch.nn.LayerNorm(16).to(dtype)
+    assert torch.equal(_norm(layer_norm, x), layer_norm(x))

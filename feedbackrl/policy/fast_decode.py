@@ -147,6 +147,49 @@ class _GivenMLP(torch.autograd.Function):
         return gh, g_gu, g_down, None, None
 
 
+class _RMSNorm(torch.autograd.Function):
+    """Llama's RMSNorm, w * x / sqrt(mean(x^2) + eps) over the last dimension, with a backward pass
+    written out: autograd's graph of the model's own module (pow, mean, add, rsqrt, two products)
+    makes about sixteen passes over [rows, H] tensors forward and back, this one ten. Computed in
+    float32 (as the model's module does) and returned in the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        dtype = x.dtype
+        x = x.float()
+        r = torch.rsqrt(torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1]).add_(eps))
+        xhat = x * r
+        ctx.save_for_backward(xhat, r, weight)
+        return weight * xhat.to(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, r, weight = ctx.saved_tensors
+        gw = (g * weight).float()
+        gx = None
+        if ctx.needs_input_grad[0]:
+            # d/dx of xhat = x r: r (gw - xhat mean(gw xhat))
+            dot = (gw * xhat).sum(-1, keepdim=True)
+            gx = torch.addcmul(gw * r, xhat, dot * r / -xhat.shape[-1]).to(g.dtype)
+        g_weight = None
+        if ctx.needs_input_grad[1]:
+            g_weight = (g * xhat.to(g.dtype)).reshape(-1, g.shape[-1]).sum(0)
+        return gx, g_weight, None
+
+
+def _norm(module, x: torch.Tensor) -> torch.Tensor:
+    """`module` (a Llama RMSNorm) applied to `x` through `_RMSNorm`, or the module itself where it
+    is not one (no `variance_epsilon`)."""
+    eps = getattr(module, "variance_epsilon", None)
+    weight = getattr(module, "weight", None)
+    if eps is None or weight is None or type(module).__name__ not in _RMS_NORMS:
+        return module(x)
+    return _RMSNorm.apply(x, weight, float(eps))
+
+
+_RMS_NORMS = {"LlamaRMSNorm", "MistralRMSNorm"}
+
+
 class _GivenQKV(torch.autograd.Function):
     """q, k and v of an attention block for `h` [S, N, H], with q and k after the rotary embedding,
     all already known: the decode recorded the stacked projection `rec_qkv` [S, N, (H + 2 Hkv) D]
@@ -226,7 +269,7 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     cos, sin = (t[:, :, None].expand(-1, -1, heads + kv_heads, -1).contiguous() for t in (cos, sin))
     for layer, (r_qkv, r_rot, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
         attn, mlp = layer.self_attn, layer.mlp
-        h = layer.input_layernorm(x)
+        h = _norm(layer.input_layernorm, x)
         w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
         q, k, v = _GivenQKV.apply(h, w_qkv, cos, sin, r_qkv[:s, take], r_rot[:s, take], heads, kv_heads)
         q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # [N, heads, S, D]
@@ -239,9 +282,9 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
         out = torch.matmul(probs, values).permute(2, 0, 1, 3).reshape(s, n, q_size)
         x = x + given(out, attn.o_proj.weight, r_o)
         w_gu = torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))
-        x = x + _GivenMLP.apply(layer.post_attention_layernorm(x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
+        x = x + _GivenMLP.apply(_norm(layer.post_attention_layernorm, x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
                                 r_down[:s, take])
-    return given(inner.norm(x), model.lm_head.weight, record.logits).transpose(0, 1)
+    return given(_norm(inner.norm, x), model.lm_head.weight, record.logits).transpose(0, 1)
 
 
 # architectures whose decoder layer is Llama's: pre-norm RMSNorm, rotary q/k, SiLU-gated MLP
