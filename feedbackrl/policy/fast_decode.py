@@ -190,6 +190,17 @@ def _norm(module, x: torch.Tensor) -> torch.Tensor:
 _RMS_NORMS = {"LlamaRMSNorm", "MistralRMSNorm"}
 
 
+def _decode_norm(module):
+    """`module` as one `torch.rms_norm` call (a float32 Llama RMSNorm: the same maths as the
+    module's six ops, in a third of its time per decode step), else the module itself."""
+    eps = getattr(module, "variance_epsilon", None)
+    weight = getattr(module, "weight", None)
+    if eps is None or weight is None or type(module).__name__ not in _RMS_NORMS or weight.dtype != torch.float32:
+        return module
+    shape, eps = (weight.shape[-1],), float(eps)
+    return lambda x: torch.rms_norm(x, shape, weight, eps)
+
+
 class _GivenQKV(torch.autograd.Function):
     """q, k and v of an attention block for `h` [S, N, H], with q and k after the rotary embedding,
     all already known: the decode recorded the stacked projection `rec_qkv` [S, N, (H + 2 Hkv) D]
@@ -351,13 +362,14 @@ class LlamaDecoder:
             k_buf[:, :, :width] = keys
             v_buf[:, :, :width] = values
             self.layers.append((
-                layer.input_layernorm, layer.post_attention_layernorm,
+                _decode_norm(layer.input_layernorm), _decode_norm(layer.post_attention_layernorm),
                 torch.cat(qkv) if self.stacked else qkv,
                 attn.o_proj.weight,
                 torch.cat(gate_up) if self.stacked else gate_up,
                 mlp.down_proj.weight,
                 k_buf, v_buf,
             ))
+        self.final_norm = _decode_norm(inner.norm)
         self.length = attention_mask.shape[1]
         dtype = next(model.parameters()).dtype
         # rotary cos/sin by position, computed once by the model's own rotary embedding (read with
@@ -468,5 +480,5 @@ class LlamaDecoder:
                 gate, up = (F.linear(h, w) for w in w_gu)
             x = x + linear(F.silu(gate) * up, w_down, r_down)
         if self.record is not None:
-            return linear(inner.norm(x), self.model.lm_head.weight, self.record.logits)
-        return self.model.lm_head(inner.norm(x))
+            return linear(self.final_norm(x), self.model.lm_head.weight, self.record.logits)
+        return self.model.lm_head(self.final_norm(x))
