@@ -205,30 +205,30 @@ class _GivenQKV(torch.autograd.Function):
     """q, k and v of an attention block for `h` [S, N, H], with q and k after the rotary embedding,
     all already known: the decode recorded the stacked projection `rec_qkv` [S, N, (H + 2 Hkv) D]
     and q, k after rotary `rec_rot` [S, N, (H + Hkv) D]. The forward pass returns views of the
-    records ([S, N, heads, D] each); the backward pass un-rotates the gradient of q and k
-    (g cos + roll(g sin, -D/2), the transpose of x cos + roll(x, D/2) sin with the sign folded into
-    `sin`) into one buffer with v's, and runs the projection's backward on it once."""
+    records laid out for attention, [N, heads, S, D]; the backward pass un-rotates the gradients of
+    q and k (rotary y = x cos + roll(x, D/2) sin, the sign folded into sin, has the transpose
+    g cos + roll(g, -D/2) roll(sin, -D/2)) straight into one step-major gradient buffer with v's,
+    and runs the projection's backward on it once. `cos`, `sin_back` (= roll(sin, -D/2)): [N, 1, S, D]."""
 
     @staticmethod
-    def forward(ctx, h, w_qkv, cos, sin, rec_qkv, rec_rot, heads, kv_heads):
-        ctx.save_for_backward(h, w_qkv, cos, sin)
+    def forward(ctx, h, w_qkv, cos, sin_back, rec_qkv, rec_rot, heads, kv_heads):
+        ctx.save_for_backward(h, w_qkv, cos, sin_back)
         steps, n, _ = rec_rot.shape
         head_dim = rec_rot.shape[-1] // (heads + kv_heads)
         q, k = rec_rot.view(steps, n, heads + kv_heads, head_dim).split((heads, kv_heads), dim=2)
         v = rec_qkv[..., (heads + kv_heads) * head_dim:].view(steps, n, kv_heads, head_dim)
-        return q.view_as(q), k.view_as(k), v.view_as(v)
+        return tuple(t.permute(1, 2, 0, 3) for t in (q, k, v))
 
     @staticmethod
     def backward(ctx, dq, dk, dv):
-        h, w_qkv, cos, sin = ctx.saved_tensors
-        steps, n, heads = dq.shape[0], dq.shape[1], dq.shape[2]
-        kv_heads, head_dim = dk.shape[2], dq.shape[3]
-        qk_size = (heads + kv_heads) * head_dim
+        h, w_qkv, cos, sin_back = ctx.saved_tensors
+        n, heads, steps, head_dim = dq.shape
+        kv_heads = dk.shape[1]
         d_qkv = dq.new_empty((steps, n, w_qkv.shape[0]))
-        g = torch.cat((dq, dk), dim=2)  # [S, N, H + Hkv, D]
-        torch.add(g * cos, (g * sin).roll(-(head_dim // 2), dims=-1),
-                  out=d_qkv[..., :qk_size].view(steps, n, heads + kv_heads, head_dim))
-        d_qkv[..., qk_size:].view(steps, n, kv_heads, head_dim).copy_(dv)
+        parts = d_qkv.view(steps, n, -1, head_dim).permute(1, 2, 0, 3)  # [N, all heads, S, D]
+        for grad, dest in ((dq, parts[:, :heads]), (dk, parts[:, heads:heads + kv_heads])):
+            torch.addcmul(grad * cos, grad.roll(-(head_dim // 2), dims=-1), sin_back, out=dest)
+        parts[:, heads + kv_heads:].copy_(dv)
         flat = d_qkv.view(-1, d_qkv.shape[-1])
         gh = (flat @ w_qkv).view_as(h) if ctx.needs_input_grad[0] else None
         gw = flat.t() @ h.reshape(-1, h.shape[-1]) if ctx.needs_input_grad[1] else None
@@ -263,8 +263,8 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     take = slice(first, first + n) if adjacent else rows
     # step major, [S, N, ...], as the record is: its outputs are then read in place
     x = inner.embed_tokens(completion_ids.t())  # [S, N, H]
-    positions = prompt_lengths[None, :] + torch.arange(s, device=device)[:, None]
-    cos, sin = inner.rotary_emb(x, positions)  # [S, N, D]
+    positions = prompt_lengths[:, None] + torch.arange(s, device=device)
+    cos, sin = inner.rotary_emb(x, positions)  # [N, S, D]
     w = prompt_mask.shape[1]
     bias = torch.zeros((n, 1, s, w + s), dtype=x.dtype, device=device)
     bias[..., :w] = torch.where(prompt_mask.bool(), 0.0, float("-inf"))[:, None, None, :]
@@ -273,17 +273,16 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     def given(inp, weight, buf):  # buf [S_max, N_all, width] -> this batch's [S, N, width] (a view)
         return _GivenLinear.apply(inp, weight, buf[:s, take])
 
-    # q and k rotate together, as in the decode: x cos + roll(x, D/2) sin, the sign folded into sin
+    # rotary, as the decode applied it (x cos + roll(x, D/2) sin, the sign folded into sin), is
+    # undone in the backward pass with cos and roll(sin, -D/2), [N, 1, S, D]: broadcast over heads
     sin = sin * torch.cat((-sin.new_ones(head_dim // 2), sin.new_ones(head_dim - head_dim // 2)))
-    # written out over the q and k heads once for all layers ([S, N, H + Hkv, D]): a product that
-    # broadcasts them runs its inner loop over D values only, several times slower on a CPU
-    cos, sin = (t[:, :, None].expand(-1, -1, heads + kv_heads, -1).contiguous() for t in (cos, sin))
+    cos, sin_back = cos[:, None], sin.roll(-(head_dim // 2), dims=-1)[:, None]
     for layer, (r_qkv, r_rot, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
         attn, mlp = layer.self_attn, layer.mlp
         h = _norm(layer.input_layernorm, x)
         w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
-        q, k, v = _GivenQKV.apply(h, w_qkv, cos, sin, r_qkv[:s, take], r_rot[:s, take], heads, kv_heads)
-        q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # [N, heads, S, D]
+        # [N, heads, S, D] each
+        q, k, v = _GivenQKV.apply(h, w_qkv, cos, sin_back, r_qkv[:s, take], r_rot[:s, take], heads, kv_heads)
         keys, values = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
         if kv_heads != heads:
             keys = keys.repeat_interleave(heads // kv_heads, dim=1)
