@@ -278,3 +278,37 @@ def test_the_written_out_rmsnorm_equals_the_models_module_and_its_autograd(dtype
     # a module that is not an RMSNorm it knows runs as itself
     layer_norm = torch.nn.LayerNorm(16).to(dtype)
     assert torch.equal(_norm(layer_norm, x), layer_norm(x))
+
+
+@pytest.mark.parametrize("kv_heads,tied", [(2, False), (4, True)])
+def test_the_written_out_prompt_pass_equals_the_models(kv_heads, tied):
+    """Prompts of different lengths (left padding), one repeated: the same last logits, and the
+    same keys and values at every real position, as the Hugging Face forward's prompt pass, and a
+    loss over them back-propagates to the same gradients. Nothing is NaN, padding included."""
+    from feedbackrl.policy.fast_decode import llama_prompt_pass
+
+    model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
+    rows = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
+    results = {}
+    for name, run in (("hf", prompt_pass), ("lean", llama_prompt_pass)):
+        model.zero_grad()
+        out = run(model, rows, 0)
+        real = out.attention_mask.bool()
+        kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+        weights = [torch.randn(k.shape, generator=torch.Generator().manual_seed(i)) for i, (k, _) in enumerate(kv)]
+        loss = (out.last_logits * torch.randn(out.last_logits.shape, generator=torch.Generator().manual_seed(9))).sum()
+        for (k, v), wgt in zip(kv, weights):
+            m = real[:, None, :, None]
+            loss = loss + (k * wgt * m).sum() + (v * wgt * m).sum()
+        loss.backward()
+        results[name] = (out, kv, _grads(model))
+    (hf, hf_kv, hf_grads), (lean, lean_kv, lean_grads) = results["hf"], results["lean"]
+    assert torch.equal(lean.attention_mask, hf.attention_mask) and torch.equal(lean.positions, hf.positions)
+    torch.testing.assert_close(lean.last_logits, hf.last_logits, rtol=0, atol=1e-5)
+    real = hf.attention_mask.bool()
+    for (k1, v1), (k2, v2) in zip(lean_kv, hf_kv):
+        assert torch.isfinite(k1).all() and torch.isfinite(v1).all()
+        sel = real[:, None, :, None].expand_as(k1)
+        torch.testing.assert_close(k1[sel], k2[sel], rtol=0, atol=1e-5)
+        torch.testing.assert_close(v1[sel], v2[sel], rtol=0, atol=1e-5)
+    _assert_same_grads(lean_grads, hf_grads)

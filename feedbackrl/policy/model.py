@@ -22,7 +22,7 @@ from torch import nn
 
 from feedbackrl.algos.kl import entropy_from_logits, logprobs_from_logits
 from feedbackrl.policy.batch import Batch, collate
-from feedbackrl.policy.fast_decode import DecodeRecord, replayed_completion_logits
+from feedbackrl.policy.fast_decode import DecodeRecord, llama_prompt_pass, replayed_completion_logits
 from feedbackrl.policy.sampling import Constraint, sample_tokens
 from feedbackrl.policy.shared_prompt import cache_keyword, prompt_pass
 from feedbackrl.sample import Sample
@@ -298,7 +298,7 @@ class Policy(nn.Module):
         if not ordered:
             rows, completion_ids, prompt_lengths = rows[order], completion_ids[order], prompt_lengths[order]
             prompts = [prompts[i] for i in order.tolist()]
-        first = prompt_pass(self.model, prompts, self.pad_id)
+        first = llama_prompt_pass(self.model, prompts, self.pad_id)  # a record means LlamaDecoder covers the model
         logits = first.last_logits[:, None]
         t = completion_ids.shape[1]
         if t > 1:

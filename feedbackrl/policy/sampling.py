@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from feedbackrl.policy.fast_decode import DecodeRecord, LlamaDecoder, parameter_versions
+from feedbackrl.policy.fast_decode import DecodeRecord, LlamaDecoder, llama_prompt_pass, parameter_versions
 from feedbackrl.policy.shared_prompt import cache_keyword, cache_of, prompt_pass
 
 # (row, token ids generated so far in that row) -> token ids allowed next, or None for any.
@@ -144,7 +144,8 @@ def sample_tokens(
     step_allowed: list[torch.Tensor] = []
 
     cache_kw = cache_keyword(model)
-    prompts = prompt_pass(model, prompt_ids, pad_id)
+    lean = fast_decode and LlamaDecoder.supports(model)
+    prompts = (llama_prompt_pass if lean else prompt_pass)(model, prompt_ids, pad_id)
     past, logits, positions = prompts.cache, prompts.last_logits.float(), prompts.positions
     # the mask grows by one column a step: written in place, not concatenated
     width = prompts.attention_mask.shape[1]
@@ -152,7 +153,7 @@ def sample_tokens(
     attn[:, :width] = prompts.attention_mask
     next_pos = positions[:, -1:] + 1
     decoder = None
-    if fast_decode and max_new_tokens > 1 and hasattr(past, "layers") and LlamaDecoder.supports(model):
+    if lean and max_new_tokens > 1:
         decoder = LlamaDecoder(model, past, prompts.attention_mask, max_new_tokens, record=keep_record)
         past = prompts.cache = None  # copied into the decoder's buffers: free the cache's own
     bias = None
