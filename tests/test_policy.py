@@ -324,3 +324,23 @@ def test_masked_logprobs_are_the_model_renormalised_over_the_allowed_tokens(tiny
     # select() keeps the rows' masks with them
     mb = batch.select(torch.tensor([2, 1]))
     assert torch.equal(mb.allowed, batch.allowed[[2, 1], :mb.completion_ids.shape[1]])
+
+
+def test_collate_pads_right_and_places_each_completion_token():
+    from feedbackrl.policy.batch import collate
+    from feedbackrl.sample import Sample
+
+    samples = [Sample("a", "b", prompt_ids=[5, 6, 7], completion_ids=[8, 9], logprobs=[-0.5, -1.5]),
+               Sample("c", "d", prompt_ids=[4], completion_ids=[10, 11, 12]),
+               Sample("e", "f", prompt_ids=[3, 3], completion_ids=[], logprobs=[])]
+    b = collate(samples, pad_id=0)
+    assert b.input_ids.tolist() == [[5, 6, 7, 8, 9], [4, 10, 11, 12, 0], [3, 3, 0, 0, 0]]
+    assert b.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0], [1, 1, 0, 0, 0]]
+    # the position whose logits predict completion token j: prompt length - 1 + j
+    assert b.positions.tolist() == [[2, 3, 0], [0, 1, 2], [0, 0, 0]]
+    assert b.completion_ids.tolist() == [[8, 9, 0], [10, 11, 12], [0, 0, 0]]
+    assert b.completion_mask.tolist() == [[1, 1, 0], [1, 1, 1], [0, 0, 0]]
+    assert b.old_logprobs.tolist() == [[-0.5, -1.5, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    assert b.input_ids.dtype == b.completion_ids.dtype == torch.long and b.old_logprobs.dtype == torch.float32
+    with pytest.raises(ValueError, match="at least one prompt token"):
+        collate([Sample("", "x", prompt_ids=[], completion_ids=[1])], pad_id=0)

@@ -66,23 +66,22 @@ def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
     lengths = [len(s.prompt_ids) + len(s.completion_ids) for s in samples]
     width = max(max(lengths), 1)
     t = max(max((len(s.completion_ids) for s in samples), default=1), 1)
-    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
-    attention = torch.zeros((b, width), dtype=torch.long)
-    positions = torch.zeros((b, t), dtype=torch.long)
-    completion_ids = torch.full((b, t), pad_id, dtype=torch.long)
-    completion_mask = torch.zeros((b, t))
-    old_logprobs = torch.zeros((b, t))
-    for i, s in enumerate(samples):
-        p, c = len(s.prompt_ids), len(s.completion_ids)
-        if p == 0:
-            raise ValueError("a sample needs at least one prompt token")
-        input_ids[i, : p + c] = torch.tensor(list(s.prompt_ids) + list(s.completion_ids), dtype=torch.long)
-        attention[i, : p + c] = 1
-        positions[i, :c] = torch.arange(p - 1, p - 1 + c)
-        completion_ids[i, :c] = torch.tensor(s.completion_ids, dtype=torch.long)
-        completion_mask[i, :c] = 1.0
-        if s.logprobs:
-            old_logprobs[i, :c] = torch.tensor(s.logprobs[:c], dtype=torch.float32)
+    if any(len(s.prompt_ids) == 0 for s in samples):
+        raise ValueError("a sample needs at least one prompt token")
+    # one tensor per field from padded lists (per-row tensors cost ~3 ms a 128-row batch)
+    input_ids = torch.tensor([[*s.prompt_ids, *s.completion_ids] + [pad_id] * (width - n)
+                              for s, n in zip(samples, lengths)], dtype=torch.long).view(b, width)
+    attention = (torch.arange(width) < torch.tensor(lengths)[:, None]).long()
+    prompt_lengths = torch.tensor([len(s.prompt_ids) for s in samples], dtype=torch.long)
+    completion_lengths = torch.tensor([len(s.completion_ids) for s in samples], dtype=torch.long)
+    in_completion = torch.arange(t) < completion_lengths[:, None]
+    positions = torch.where(in_completion, prompt_lengths[:, None] - 1 + torch.arange(t), 0)
+    completion_ids = torch.tensor([list(s.completion_ids) + [pad_id] * (t - len(s.completion_ids)) for s in samples],
+                                  dtype=torch.long).view(b, t)
+    completion_mask = in_completion.float()
+    old_logprobs = torch.tensor([[float(x) for x in s.logprobs[:len(s.completion_ids)]]
+                                 + [0.0] * (t - min(len(s.logprobs), len(s.completion_ids))) if s.logprobs else [0.0] * t
+                                 for s in samples], dtype=torch.float32).view(b, t)
     allowed = None
     masked = [s for s in samples if s.allowed is not None]
     if masked:
