@@ -344,3 +344,10 @@ def test_collate_pads_right_and_places_each_completion_token():
     assert b.input_ids.dtype == b.completion_ids.dtype == torch.long and b.old_logprobs.dtype == torch.float32
     with pytest.raises(ValueError, match="at least one prompt token"):
         collate([Sample("", "x", prompt_ids=[], completion_ids=[1])], pad_id=0)
+
+
+def test_decode_many_equals_decode_row_by_row(tiny_model_dir):
+    policy = Policy.load(tiny_model_dir)
+    rows = [policy.encode_completion(t) for t in ["12", " 7+8", "", "Q: 1+2=? A: 3"]] + [[policy.pad_id] * 3]
+    assert policy.decode_many(rows) == [policy.decode(r) for r in rows]
+    assert policy.decode_many(rows)[:2] == ["12", " 7+8"]

@@ -164,6 +164,12 @@ class Policy(nn.Module):
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode([i for i in ids if i not in (self.eos_id, self.pad_id)], skip_special_tokens=True)
 
+    def decode_many(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        """`decode` of each row, in one batched call to the tokenizer."""
+        drop = (self.eos_id, self.pad_id)
+        return list(self.tokenizer.batch_decode([[i for i in ids if i not in drop] for ids in rows],
+                                                skip_special_tokens=True))
+
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate(
@@ -203,17 +209,16 @@ class Policy(nn.Module):
         if out.record is not None:
             self._record_memory = out.record
         self.model.train(was_training)
-        samples = []
-        for r, ids in enumerate(rows):
-            n = int(out.lengths[r])
-            comp = out.tokens[r, :n].tolist()
-            samples.append(Sample(
-                prompt=prompts[r // num_samples], completion=self.decode(comp), prompt_ids=list(ids),
-                completion_ids=comp, logprobs=out.logprobs[r, :n].tolist(), group_id=r // num_samples,
-                sampling_logprobs=out.sampling_logprobs[r, :n].tolist(),
-                allowed=out.allowed[r, :n] if out.allowed is not None else None,
-            ))
-        return samples
+        # whole tensors to lists once, and one batched decode (per-row slices cost ~3 ms a 128-row batch)
+        lengths = out.lengths.tolist()
+        tokens = [row[:n] for row, n in zip(out.tokens.tolist(), lengths)]
+        logprobs, sampling = out.logprobs.tolist(), out.sampling_logprobs.tolist()
+        texts = self.decode_many(tokens)
+        return [Sample(
+            prompt=prompts[r // num_samples], completion=texts[r], prompt_ids=list(ids), completion_ids=tokens[r],
+            logprobs=logprobs[r][:lengths[r]], group_id=r // num_samples, sampling_logprobs=sampling[r][:lengths[r]],
+            allowed=out.allowed[r, :lengths[r]] if out.allowed is not None else None,
+        ) for r, ids in enumerate(rows)]
 
     # ------------------------------------------------------------------ scoring given completions
     def collate(self, samples: Sequence[Sample]) -> Batch:
