@@ -438,6 +438,9 @@ class LlamaDecoder:
                 k_buf, v_buf,
             ))
         self.final_norm = _decode_norm(inner.norm)
+        embed = inner.embed_tokens
+        self.embed = ((lambda ids, w=embed.weight: F.embedding(ids, w)) if type(embed) is nn.Embedding else embed)
+        self.float32 = next(model.parameters()).dtype == torch.float32
         self.length = attention_mask.shape[1]
         dtype = next(model.parameters()).dtype
         # rotary cos/sin by position, computed once by the model's own rotary embedding (read with
@@ -455,6 +458,7 @@ class LlamaDecoder:
         self.bias = torch.full((attention_mask.shape[0], self.length + max_new_tokens), float("-inf"),
                                dtype=dtype, device=attention_mask.device)
         self.bias[:, :self.length] = torch.where(attention_mask.bool(), 0.0, float("-inf"))
+        self.attend_values = torch.tensor([0.0, float("-inf")], dtype=dtype, device=attention_mask.device)
         self.steps = 0
         # with `record` (stacked weights only): every step's matmul outputs, written in place, for
         # `replayed_completion_logits`. Made outside inference mode so that autograd may read them.
@@ -505,10 +509,10 @@ class LlamaDecoder:
         attend to this token from (False for a finished row). Returns the next logits [N, V]."""
         inner = self.model.model
         t, s = self.length, self.steps
-        self.bias[:, t] = torch.where(attend, 0.0, float("-inf"))
+        torch.where(attend, self.attend_values[0], self.attend_values[1], out=self.bias[:, t])
         self.length, self.steps = t + 1, s + 1
         bias = self.bias[:, None, None, :t + 1]
-        x = inner.embed_tokens(tokens)  # [N, H]
+        x = self.embed(tokens)  # [N, H]
         n, rep, d = x.shape[0], self.heads // self.kv_heads, self.head_dim
         qk_heads, qk_size = self.heads + self.kv_heads, self.q_size + self.kv_size
         # the model's own rotary embedding, written out over the q and k heads once for all layers
@@ -538,7 +542,7 @@ class LlamaDecoder:
             keys, values = k_buf[:, :, :t + 1], v_buf[:, :, :t + 1]
             # each kv head's `rep` query heads against its keys: [N, Hkv, rep, t+1]
             scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scaling + bias
-            probs = scores.float().softmax(-1).to(q.dtype)
+            probs = scores.softmax(-1) if self.float32 else scores.float().softmax(-1).to(q.dtype)
             out = torch.matmul(probs, values).view(n, self.q_size)
             x = x + linear(out, w_o, r_o)
             h = norm2(x)
