@@ -280,21 +280,25 @@ def test_the_written_out_rmsnorm_equals_the_models_module_and_its_autograd(dtype
     assert torch.equal(_norm(layer_norm, x), layer_norm(x))
 
 
-@pytest.mark.parametrize("kv_heads,tied", [(2, False), (4, True)])
-def test_the_written_out_prompt_pass_equals_the_models(kv_heads, tied):
-    """Prompts of different lengths (left padding), one repeated: the same last logits, and the
+@pytest.mark.parametrize("kv_heads,tied,grouped", [(2, False, False), (4, True, False), (2, True, True)])
+def test_the_written_out_prompt_pass_equals_the_models(kv_heads, tied, grouped):
+    """Prompts of different lengths (left padding), one repeated, or three prompts of two rows each
+    in turn (a GRPO batch, whose keys come back as a broadcast view): the same last logits, and the
     same keys and values at every real position, as the Hugging Face forward's prompt pass, and a
     loss over them back-propagates to the same gradients. Nothing is NaN, padding included."""
-    from feedbackrl.policy.fast_decode import llama_prompt_pass
+    from feedbackrl.policy.fast_decode import llama_prompt_pass, per_row
 
     model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
     rows = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
+    if grouped:
+        rows = [r for r in ([1, 5, 6, 7, 8], [1, 9], [1, 10, 11]) for _ in range(2)]
     results = {}
     for name, run in (("hf", prompt_pass), ("lean", llama_prompt_pass)):
         model.zero_grad()
         out = run(model, rows, 0)
         real = out.attention_mask.bool()
-        kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+        assert all(layer.keys.dim() == (5 if grouped and run is llama_prompt_pass else 4) for layer in out.cache.layers)
+        kv = [(per_row(layer.keys), per_row(layer.values)) for layer in out.cache.layers]
         weights = [torch.randn(k.shape, generator=torch.Generator().manual_seed(i)) for i, (k, _) in enumerate(kv)]
         loss = (out.last_logits * torch.randn(out.last_logits.shape, generator=torch.Generator().manual_seed(9))).sum()
         for (k, v), wgt in zip(kv, weights):

@@ -287,7 +287,12 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
         w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
         # [N, heads, S, D] each
         q, k, v = _GivenQKV.apply(h, w_qkv, cos, sin_back, r_qkv[:s, take], r_rot[:s, take], heads, kv_heads)
-        keys, values = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
+        if pk.dim() == 5:  # a prompt's keys broadcast over its G rows: one copy, into the concatenation
+            group = pk.shape[:2]
+            keys = torch.cat((pk, k.unflatten(0, group)), dim=-2).flatten(0, 1)
+            values = torch.cat((pv, v.unflatten(0, group)), dim=-2).flatten(0, 1)
+        else:
+            keys, values = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
         if kv_heads != heads:
             keys = keys.repeat_interleave(heads // kv_heads, dim=1)
             values = values.repeat_interleave(heads // kv_heads, dim=1)
@@ -301,13 +306,19 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     return given(_norm(inner.norm, x), model.lm_head.weight, record.logits).transpose(0, 1)
 
 
+def per_row(t: torch.Tensor) -> torch.Tensor:
+    """A prompt pass's keys or values as [N, Hkv, W, D] (a copy where they are grouped)."""
+    return t.flatten(0, 1) if t.dim() == 5 else t
+
+
 def llama_prompt_pass(model, rows: Sequence[Sequence[int]], pad_id: int) -> PromptPass:
     """`shared_prompt.prompt_pass` for a model `LlamaDecoder` covers, written out: each distinct
     prompt once (left-padded), its keys and values gathered out to every row. The Hugging Face
     forward spends most of a small model's prompt pass outside the maths (mask construction, cache
     objects, module calls; ~9 ms forward for 16 prompts of ~11 tokens on the tiny model, more in
     the backward); this runs the same maths, differentiably where grad is on. The cache is a plain
-    `layers` list of `keys`/`values` [N, Hkv, W, D] (what `LlamaDecoder` and the replay read).
+    `layers` list of `keys`/`values` [N, Hkv, W, D], or [U, G, Hkv, W, D] broadcast views when the
+    rows are G of each of U prompts in turn (what `LlamaDecoder` and the replay read; `per_row`).
     A padding position attends to itself only (its keys are masked for every real position), so
     nothing in the pass is NaN."""
     inner, cfg = model.model, model.config
@@ -354,9 +365,10 @@ def llama_prompt_pass(model, rows: Sequence[Sequence[int]], pad_id: int) -> Prom
         index = torch.tensor(inverse, device=device)
         group = len(rows) // len(distinct)
         if len(rows) == group * len(distinct) and inverse == [i // group for i in range(len(rows))]:
-            # G rows of each prompt in turn (a GRPO batch): a broadcast copy, whose backward is a sum
+            # G rows of each prompt in turn (a GRPO batch): a broadcast view [U, G, Hkv, W, D], which
+            # the decoder and the replay copy once where they put each row's keys (`per_row`)
             def spread(t):
-                return t.unsqueeze(1).expand(u, group, *t.shape[1:]).reshape(len(rows), *t.shape[1:])
+                return t.unsqueeze(1).expand(u, group, *t.shape[1:])
         else:
             def spread(t):
                 return t.contiguous().index_select(0, index)
@@ -423,12 +435,12 @@ class LlamaDecoder:
             attn, mlp = layer.self_attn, layer.mlp
             qkv = (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight)
             gate_up = (mlp.gate_proj.weight, mlp.up_proj.weight)
-            keys, values = cache.layers[i].keys, cache.layers[i].values  # [N, Hkv, W, D]
-            n, _, width, _ = keys.shape
+            keys, values = cache.layers[i].keys, cache.layers[i].values  # [N, Hkv, W, D] or [U, G, Hkv, W, D]
+            n, width = attention_mask.shape[0], keys.shape[-2]
             k_buf = keys.new_empty((n, self.kv_heads, width + max_new_tokens, self.head_dim))
             v_buf = torch.empty_like(k_buf)
-            k_buf[:, :, :width] = keys
-            v_buf[:, :, :width] = values
+            for buf, src in ((k_buf, keys), (v_buf, values)):
+                (buf.view(*src.shape[:2], *buf.shape[1:]) if src.dim() == 5 else buf)[..., :width, :] = src
             self.layers.append((
                 _decode_norm(layer.input_layernorm), _decode_norm(layer.post_attention_layernorm),
                 torch.cat(qkv) if self.stacked else qkv,
