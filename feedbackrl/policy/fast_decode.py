@@ -15,7 +15,11 @@ objects. `LlamaDecoder` runs the same maths from the same weights with none of t
   position, and q and k rotate together (x cos + roll(x, D/2) sin with the sign folded into sin);
 - norms, embedding and LM head are the model's own code.
 
-It is inference only (the weights are stacked copies, so no gradient reaches the model) and
+`llama_prompt_pass` is the prompt pass (each distinct prompt once, its keys and values shared by
+the rows that repeat it) for the same models, written out the same way; it is differentiable and
+serves both the decode and the replay below.
+
+The decoder is inference only (the weights are stacked copies, so no gradient reaches the model) and
 covers models whose decoder layer is Llama's (`LlamaDecoder.supports`); anything else, LoRA
 wrappers included, decodes through the model's own forward. `tests/test_fast_decode.py` checks
 its logits against the Hugging Face forward's, step by step.

@@ -121,7 +121,8 @@ def sample_tokens(
     keep_record: "bool | DecodeRecord" = False,
 ) -> SampledBatch:
     """Sample one completion per row of `prompt_ids` (rows may repeat a prompt for G samples;
-    a repeated prompt goes through the model once and its KV cache is shared, shared_prompt.py).
+    a repeated prompt goes through the model once and its KV cache is shared: shared_prompt.py,
+    or fast_decode.llama_prompt_pass for a model `LlamaDecoder` covers).
 
     Prompts are left-padded so every row's next token sits in the last column; position ids
     are counted from each row's first real token so padding does not shift them.
