@@ -195,8 +195,7 @@ def test_zero_advantage_rows_skip_the_pass_with_the_same_update(tiny_model_dir, 
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
     assert stats_on[1]["loss/policy"] != stats_on[0]["loss/policy"]  # the second epoch saw ratio != 1
     # the same gradients to float rounding (the matmuls run over other shapes); the second update's
-    # come from weights that already differ by the Adam step's rounding (see below), up to 2e-5 of
-    # the largest gradient here with the fused AdamW ...
+    # come from weights that already differ by the Adam step's rounding (see below) ...
     for epoch, (a, b) in enumerate(zip(g_on, g_off)):
         assert a.keys() == b.keys()
         for k in a:

@@ -9,36 +9,23 @@ from feedbackrl.policy.fast_decode import parameter_versions
 from feedbackrl.train.optim import build_optimizer, lr_lambda
 
 
-def test_the_fused_adamw_step_is_adamw_and_bumps_the_version_counters():
-    """On a CPU float32 model the fused kernel runs; its step equals the plain AdamW step to float
-    rounding, and every parameter's version counter moves (a decode record relies on them)."""
+def test_an_adamw_step_bumps_the_version_counters_a_decode_record_relies_on():
+    """The optimizer is plain (foreach) AdamW, whose step bumps every parameter's version counter:
+    that is how a decode's record tells that the weights it ran with have changed
+    (policy/fast_decode.py, DecodeRecord.fresh). The fused kernel does not bump them (torch 2.13),
+    and on the arithmetic config it also moved the SFT warm start into a worse basin (loss 0.49 vs
+    0.16 after 1000 steps, so RL from it did not learn): it is not used."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
-    reference = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
-    reference.load_state_dict(model.state_dict())
     optimizer, _ = build_optimizer(model, lr=0.1, weight_decay=0.01)
-    plain = torch.optim.AdamW(reference.parameters(), lr=0.1, weight_decay=0.01, betas=(0.9, 0.99), foreach=False)
-    assert optimizer.defaults["fused"]
-    x = torch.randn(5, 4)
-    for _ in range(3):
-        before = parameter_versions(model)
-        for m, opt in ((model, optimizer), (reference, plain)):
-            opt.zero_grad()
-            m(x).pow(2).sum().backward()
-            opt.step()
-        assert all(a != b for a, b in zip(before, parameter_versions(model)))
-    for a, b in zip(model.parameters(), reference.parameters()):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-
-
-def test_a_dtype_the_fused_kernel_refuses_falls_back_to_plain_adamw():
-    model = torch.nn.Linear(2, 2).to(torch.complex64)
-    optimizer, _ = build_optimizer(model, lr=0.1)
     assert not optimizer.defaults.get("fused")
-    model(torch.ones(1, 2, dtype=torch.complex64)).abs().sum().backward()
-    before = model.weight.detach().clone()
-    optimizer.step()  # the fused kernel would refuse here
-    assert not torch.equal(model.weight.detach(), before)
+    x = torch.randn(5, 4)
+    for _ in range(2):
+        before = parameter_versions(model)
+        optimizer.zero_grad()
+        model(x).pow(2).sum().backward()
+        optimizer.step()
+        assert all(a != b for a, b in zip(before, parameter_versions(model)))
 
 
 @pytest.mark.parametrize("schedule,expected", [
