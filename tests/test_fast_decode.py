@@ -150,9 +150,9 @@ def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_hea
     over the log-probs back-propagates to the same gradient of every weight. The MLP's backward
     runs over the 5 replayed steps x 4 rows in one chunk, in chunks of 2, 2 and 1 steps, or step by
     step."""
-    from feedbackrl.policy.fast_decode import replayed_completion_logits
+    from feedbackrl.policy.replay import replayed_completion_logits
 
-    monkeypatch.setattr("feedbackrl.policy.fast_decode.MLP_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr("feedbackrl.policy.replay.MLP_CHUNK_ROWS", chunk_rows)
     model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
     prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
 
@@ -258,7 +258,7 @@ def test_a_record_covers_only_its_own_decode_under_the_same_weights(tiny_model_d
 def test_the_written_out_rmsnorm_equals_the_models_module_and_its_autograd(dtype):
     from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
-    from feedbackrl.policy.fast_decode import _norm
+    from feedbackrl.policy.fast_decode import rms_norm as _norm
 
     torch.manual_seed(0)
     module = LlamaRMSNorm(16, eps=1e-5).to(dtype)

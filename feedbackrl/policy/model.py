@@ -22,7 +22,8 @@ from torch import nn
 
 from feedbackrl.algos.kl import entropy_from_logits, logprobs_from_logits
 from feedbackrl.policy.batch import Batch, collate
-from feedbackrl.policy.fast_decode import DecodeRecord, llama_prompt_pass, replayed_completion_logits
+from feedbackrl.policy.fast_decode import DecodeRecord, llama_prompt_pass
+from feedbackrl.policy.replay import replayed_completion_logits
 from feedbackrl.policy.sampling import Constraint, sample_tokens
 from feedbackrl.policy.shared_prompt import cache_keyword, prompt_pass
 from feedbackrl.sample import Sample
@@ -288,7 +289,7 @@ class Policy(nn.Module):
         return logits, hidden
 
     def _replayed_logits(self, batch: Batch, record: DecodeRecord, rows: torch.Tensor) -> torch.Tensor | None:
-        """`_completion_logits` from a decode's record (fast_decode.replayed_completion_logits);
+        """`_completion_logits` from a decode's record (replay.replayed_completion_logits);
         None where the record does not cover the batch."""
         dev = self.device
         rows = rows.to(dev).long()
