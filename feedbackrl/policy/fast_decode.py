@@ -151,6 +151,22 @@ def rope_sign(head_dim: int, like: torch.Tensor) -> torch.Tensor:
     return torch.cat((-like.new_ones(half), like.new_ones(head_dim - half)))
 
 
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotary embedding of `x` [..., D]: x cos + roll(x, D/2) sin, `sin` carrying `rope_sign`."""
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin, out=out)
+
+
+def qkv_weights(layer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A decoder layer's q, k and v projection weights, in the order the stacked projection uses."""
+    a = layer.self_attn
+    return a.q_proj.weight, a.k_proj.weight, a.v_proj.weight
+
+
+def gate_up_weights(layer) -> tuple[torch.Tensor, torch.Tensor]:
+    """A decoder layer's MLP gate and up projection weights, in the order the stacked projection uses."""
+    return layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight
+
+
 def per_row(t: torch.Tensor) -> torch.Tensor:
     """A prompt pass's keys or values as [N, Hkv, W, D] (a copy where they are grouped)."""
     return t.flatten(0, 1) if t.dim() == 5 else t
@@ -190,10 +206,10 @@ def llama_prompt_pass(model, rows: Sequence[Sequence[int]], pad_id: int) -> Prom
     keys_values = []
     for layer in inner.layers:
         a, mlp = layer.self_attn, layer.mlp
-        qkv = F.linear(norm(layer.input_layernorm, x), torch.cat((a.q_proj.weight, a.k_proj.weight, a.v_proj.weight)))
+        qkv = F.linear(norm(layer.input_layernorm, x), torch.cat(qkv_weights(layer)))
         qk, v = qkv.split((q_size + kv_size, kv_size), dim=-1)
         qk = qk.unflatten(-1, (heads + kv_heads, head_dim)).transpose(1, 2)  # [U, H + Hkv, W, D]
-        q, k = (qk * cos + qk.roll(head_dim // 2, dims=-1) * sin).split((heads, kv_heads), dim=1)
+        q, k = rotate(qk, cos, sin).split((heads, kv_heads), dim=1)
         v = v.unflatten(-1, (kv_heads, head_dim)).transpose(1, 2)
         keys_values.append((k, v))
         if kv_heads != heads:
@@ -201,8 +217,7 @@ def llama_prompt_pass(model, rows: Sequence[Sequence[int]], pad_id: int) -> Prom
         scores = torch.matmul(q, k.transpose(-1, -2)) * head_dim ** -0.5 + bias
         out = torch.matmul(scores.float().softmax(-1).to(q.dtype), v).transpose(1, 2).reshape(u, w, q_size)
         x = x + F.linear(out, a.o_proj.weight)
-        gate, up = F.linear(norm(layer.post_attention_layernorm, x),
-                            torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))).chunk(2, dim=-1)
+        gate, up = F.linear(norm(layer.post_attention_layernorm, x), torch.cat(gate_up_weights(layer))).chunk(2, dim=-1)
         x = x + F.linear(F.silu(gate) * up, mlp.down_proj.weight)
     last_logits = model.lm_head(norm(inner.norm, x[:, -1]))
     if len(distinct) < len(rows):
@@ -269,16 +284,12 @@ class LlamaDecoder:
         self.scaling = self.head_dim ** -0.5
         self.q_size, self.kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         self.layers = []
-        stacked_bytes = sum(
-            sum(m.weight.numel() * m.weight.element_size()
-                for m in (lay.self_attn.q_proj, lay.self_attn.k_proj, lay.self_attn.v_proj, lay.mlp.gate_proj,
-                          lay.mlp.up_proj))
-            for lay in inner.layers)
+        stacked_bytes = sum(w.numel() * w.element_size()
+                            for lay in inner.layers for w in (*qkv_weights(lay), *gate_up_weights(lay)))
         self.stacked = stacked_bytes <= STACK_LIMIT_BYTES
         for i, layer in enumerate(inner.layers):
             attn, mlp = layer.self_attn, layer.mlp
-            qkv = (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight)
-            gate_up = (mlp.gate_proj.weight, mlp.up_proj.weight)
+            qkv, gate_up = qkv_weights(layer), gate_up_weights(layer)
             keys, values = cache.layers[i].keys, cache.layers[i].values  # [N, Hkv, W, D] or [U, G, Hkv, W, D]
             n, width = attention_mask.shape[0], keys.shape[-2]
             k_buf = keys.new_empty((n, self.kv_heads, width + max_new_tokens, self.head_dim))
@@ -296,9 +307,9 @@ class LlamaDecoder:
         self.final_norm = decode_norm(inner.norm)
         embed = inner.embed_tokens
         self.embed = ((lambda ids, w=embed.weight: F.embedding(ids, w)) if type(embed) is nn.Embedding else embed)
-        self.float32 = next(model.parameters()).dtype == torch.float32
         self.length = attention_mask.shape[1]
         dtype = next(model.parameters()).dtype
+        self.float32 = dtype == torch.float32
         # rotary cos/sin by position, computed once by the model's own rotary embedding (read with
         # one index per step), and sin with the first half negated: rotate_half(x) * sin is then
         # roll(x, D/2) * sin_signed, so q and k rotate together in three kernels. Rotary types
@@ -390,7 +401,7 @@ class LlamaDecoder:
                 v = F.linear(h, w_qkv[2])
             # q and k rotated together: x cos + rotate_half(x) sin
             rotated = r_rot[s].view(n, qk_heads, d) if r_rot is not None else None
-            qk = torch.addcmul(qk * cos, qk.roll(d // 2, dims=-1), sin, out=rotated)
+            qk = rotate(qk, cos, sin, out=rotated)
             q = qk[:, :self.heads].view(n, self.kv_heads, rep, d)
             k_buf[:, :, t] = qk[:, self.heads:]
             v_buf[:, :, t] = v.view(n, self.kv_heads, d)

@@ -163,7 +163,7 @@ class Policy(nn.Module):
         return ids + [self.eos_id] if add_eos else ids
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode([i for i in ids if i not in (self.eos_id, self.pad_id)], skip_special_tokens=True)
+        return self.decode_many([ids])[0]
 
     def decode_many(self, rows: Sequence[Sequence[int]]) -> list[str]:
         """`decode` of each row, in one batched call to the tokenizer."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from feedbackrl.policy.fast_decode import DecodeRecord, rms_norm, rope_sign
+from feedbackrl.policy.fast_decode import DecodeRecord, gate_up_weights, qkv_weights, rms_norm, rope_sign
 
 
 class _GivenLinear(torch.autograd.Function):
@@ -167,7 +167,7 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     for layer, (r_qkv, r_rot, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
         attn, mlp = layer.self_attn, layer.mlp
         h = rms_norm(layer.input_layernorm, x)
-        w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
+        w_qkv = torch.cat(qkv_weights(layer))
         # [N, heads, S, D] each
         q, k, v = _GivenQKV.apply(h, w_qkv, cos, sin_back, r_qkv[:s, take], r_rot[:s, take], heads, kv_heads)
         if pk.dim() == 5:  # a prompt's keys broadcast over its G rows: one copy, into the concatenation
@@ -183,7 +183,7 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
         probs = scores.float().softmax(-1).to(q.dtype)
         out = torch.matmul(probs, values).permute(2, 0, 1, 3).reshape(s, n, q_size)
         x = x + given(out, attn.o_proj.weight, r_o)
-        w_gu = torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))
+        w_gu = torch.cat(gate_up_weights(layer))
         x = x + _GivenMLP.apply(rms_norm(layer.post_attention_layernorm, x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
                                 r_down[:s, take])
     return given(rms_norm(inner.norm, x), model.lm_head.weight, record.logits).transpose(0, 1)

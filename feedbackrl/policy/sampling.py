@@ -165,7 +165,10 @@ def sample_tokens(
             [float(v) for v in bonus.values()], device=device)
     explore = 0.0 if greedy or constraint is None else float(getattr(constraint, "explore", 0.0) or 0.0)
     explore_pool = getattr(constraint, "explore_pool", None) if explore > 0 else None
-    unit_temperature = temperature == 1.0  # x / 1.0 is x: skip the division
+
+    def at_temperature(x: torch.Tensor) -> torch.Tensor:
+        return x if temperature == 1.0 else x / max(temperature, 1e-6)  # x / 1.0 is x: no division
+
     # nothing reshapes the model's distribution: it is the one sampled from (no second log_softmax)
     plain = not greedy and constraint is None and bias is None and top_p >= 1.0
     for t in range(max_new_tokens):
@@ -178,14 +181,14 @@ def sample_tokens(
                     mask[row] = True
                     mask[row, list(allowed) or [eos_id]] = False
         own = logits.masked_fill(mask, float("-inf")) if record else logits
-        model_logp = (own if unit_temperature else own / max(temperature, 1e-6)).log_softmax(-1)
+        model_logp = at_temperature(own).log_softmax(-1)
         if record:
             step_allowed.append((~mask).cpu())
         if bias is not None:
             logits = logits + bias
         if mask is not None:
             logits = logits.masked_fill(mask, float("-inf"))
-        scaled = logits if unit_temperature else logits / max(temperature, 1e-6)
+        scaled = at_temperature(logits)
         if greedy:
             tok = scaled.argmax(-1)
             sampling_logp = torch.zeros_like(scaled)
