@@ -20,19 +20,22 @@ def _llama(**overrides):
     return LlamaForCausalLM(LlamaConfig(**settings)).eval()
 
 
-@pytest.mark.parametrize("kv_heads,tied,stacked", [(2, False, True), (4, True, True), (2, True, False)])
-def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied, stacked, monkeypatch):
+@pytest.mark.parametrize("kv_heads,tied,stacked,steps", [(2, False, True, 5), (4, True, True, 5), (2, True, False, 5),
+                                                        (2, False, True, 14)])
+def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied, stacked, steps, monkeypatch):
     """Grouped-query and plain heads, tied and untied LM head, weights stacked or not (a large
     model's); prompts of different lengths (left padding), a prompt shared by two rows, and a row
     that finishes early: at every step the decoder's logits of every live row equal the model's
-    forward over prompt + tokens so far, with no cache (a finished row's logits are never read)."""
+    forward over prompt + tokens so far, with no cache (a finished row's logits are never read).
+    5 steps keep the cache under `SHORT_ROW` positions (every step reads all of it); 14 make it
+    longer, so that the first steps read positions not yet written (zero, masked)."""
     if not stacked:
         monkeypatch.setattr("feedbackrl.policy.fast_decode.STACK_LIMIT_BYTES", 0)
     model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
     assert LlamaDecoder.supports(model)
     prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
-    steps = 5
-    fed = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 11, 12], [13, 14, 15, 16, 17], [18, 2, 0, 0, 0]])
+    fed = torch.randint(3, 40, (4, steps), generator=torch.Generator().manual_seed(1))
+    fed[3, 1], fed[3, 2:] = 2, 0
     attend = torch.ones_like(fed, dtype=torch.bool)
     attend[3, 1:] = False  # row 3 emits EOS at step 1: later tokens are padding nobody attends to
     with torch.inference_mode():
@@ -51,6 +54,23 @@ def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied,
             want = model(input_ids=full_ids, attention_mask=full_mask, position_ids=full_pos).logits[:, -1]
             live = attend[:, t] if t else torch.ones(len(prompts), dtype=torch.bool)
             assert torch.allclose(got[live], want[live], atol=1e-5), f"step {t}"
+
+
+@pytest.mark.parametrize("width", [1, 5, 15, 16, 20])
+def test_softmax_pads_short_rows_and_gives_torchs_softmax_and_gradient(width):
+    from feedbackrl.policy.fast_decode import softmax
+
+    x = torch.randn(3, 4, width, dtype=torch.float64, generator=torch.Generator().manual_seed(width))
+    if width > 1:  # masked entries stay 0
+        x[0, 0, 0] = float("-inf")
+        x[1, 1, 1:] = float("-inf")
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got, want = softmax(a), b.softmax(-1)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-15)
+    g = torch.randn_like(want)
+    got.backward(g)
+    want.backward(g)
+    assert torch.allclose(a.grad, b.grad, atol=1e-15)
 
 
 def test_sampling_through_the_decoder_draws_what_the_model_forward_draws(tiny_model_dir):
