@@ -42,6 +42,16 @@ class Batch:
             allowed=self.allowed.to(device) if self.allowed is not None else None,
         )
 
+    def reordered(self, index: torch.Tensor) -> "Batch":
+        """Rows `index` (e.g. a permutation), every column kept."""
+        return Batch(
+            input_ids=self.input_ids[index], attention_mask=self.attention_mask[index],
+            positions=self.positions[index], completion_ids=self.completion_ids[index],
+            completion_mask=self.completion_mask[index], old_logprobs=self.old_logprobs[index],
+            extras={k: v[index] for k, v in self.extras.items()},
+            allowed=self.allowed[index] if self.allowed is not None else None,
+        )
+
     def select(self, index: torch.Tensor) -> "Batch":
         """Rows `index` (a minibatch), trimmed to the columns those rows use."""
         mask = self.completion_mask[index]
