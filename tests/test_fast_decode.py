@@ -245,6 +245,28 @@ def test_the_policy_replays_permuted_and_partial_minibatches(tiny_model_dir):
         _assert_same_grads(runs[True][1], runs[False][1])
 
 
+def test_the_decodes_prompt_pass_is_kept_and_back_propagated_through_once(tiny_model_dir):
+    """With a record the decode keeps its prompt pass's autograd graph; the replay of the whole
+    decode (rows in order) back-propagates through it, once, and gives the forward pass's gradients
+    (embedding and first-layer weights included, which only the prompt pass reaches through the
+    prompt tokens); a second replay runs the prompt pass again, with the same gradients."""
+    policy, batch, record = _policy_rollout(tiny_model_dir)
+    kept = record.prompt_pass
+    assert kept is not None and kept.last_logits.requires_grad and kept.cache.layers[0].keys.requires_grad
+    policy.model.train()
+    rows = torch.arange(len(batch))
+    weights = torch.randn(batch.completion_mask.shape, generator=torch.Generator().manual_seed(4))
+    runs = []
+    for kw in ({"record": record, "rows": rows}, {"record": record, "rows": rows}, {}):
+        out = policy.token_logprobs(batch, **kw)
+        assert bool(out.get("replayed", False)) is bool(kw)
+        assert record.prompt_pass is None  # taken by the first replay, not put back
+        ((out["logprobs"] * weights) * batch.completion_mask).sum().backward()
+        runs.append(_grads(policy.model))
+    _assert_same_grads(runs[0], runs[2])
+    _assert_same_grads(runs[1], runs[2])
+
+
 def test_a_record_covers_only_its_own_decode_under_the_same_weights(tiny_model_dir):
     """Not replayed (the forward pass runs) once a weight has changed, for tokens or prompts that
     are not the decoded ones, and for a record whose memory a later decode took over."""

@@ -27,7 +27,8 @@ its logits against the Hugging Face forward's, step by step.
 With `record=True` the decoder also keeps every step's matmul outputs and rotated q/k (`DecodeRecord`), and
 `replay.replayed_completion_logits` turns them into the logits of a forward pass over the sampled
 completions that autograd can differentiate without running those matmuls again: the RL update's
-first minibatch then costs a backward pass only (docs/algorithms.md, "Advantages").
+first minibatch then costs a backward pass only (docs/algorithms.md, "Advantages"). The record also
+keeps the prompt pass, run with autograd on, for that replay to back-propagate through.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class DecodeRecord:
     versions: tuple[int, ...] = ()
     tokens: torch.Tensor | None = None  # [row, step] the sampled tokens (step s fed token s)
     prompts: list | None = None  # each row's prompt ids
+    # the decode's prompt pass (llama_prompt_pass) run with autograd on: the replay of the whole
+    # decode, rows in order, back-propagates through it instead of running it again; used once
+    # (a backward pass frees it), then None
+    prompt_pass: PromptPass | None = None
 
     def fresh(self, model) -> bool:
         """True while `model`'s weights are the ones the steps ran with."""
@@ -359,7 +364,7 @@ class LlamaDecoder:
             device = attention_mask.device
             old = record if isinstance(record, DecodeRecord) else None
             if old is not None:
-                old.tokens = old.prompts = None  # its memory is about to hold this decode's outputs
+                old.tokens = old.prompts = old.prompt_pass = None  # its memory is about to hold this decode's outputs
             if (old is not None and old.logits.shape == (max_new_tokens, n, vocab) and old.logits.dtype == dtype
                     and old.logits.device == device and len(old.layers) == len(inner.layers)
                     and len(old.layers[0]) == len(widths)

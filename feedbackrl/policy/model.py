@@ -314,7 +314,12 @@ class Policy(nn.Module):
         prompt_lengths = torch.tensor(lengths, device=dev)
         if not record.covers(self.model, rows, prompts, completion_ids, cmask):
             return None
-        first = llama_prompt_pass(self.model, prompts, self.pad_id)  # a record means LlamaDecoder covers the model
+        first = record.prompt_pass
+        if first is not None and len(rows) == len(record.prompts) and bool(
+                (rows == torch.arange(len(rows), device=rows.device)).all()):
+            record.prompt_pass = None  # a backward pass through it frees it: use it once
+        else:  # a record means LlamaDecoder covers the model
+            first = llama_prompt_pass(self.model, prompts, self.pad_id)
         logits = first.last_logits[:, None]
         t = completion_ids.shape[1]
         if t > 1:

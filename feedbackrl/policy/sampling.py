@@ -130,7 +130,8 @@ def sample_tokens(
     model renormalised over them (what `Policy.token_logprobs` gives for a batch carrying them).
     `fast_decode`: decode with `LlamaDecoder` (fast_decode.py) where the model is one it covers;
     False always uses the model's own forward.
-    `keep_record`: keep the decode steps' matmul outputs (`SampledBatch.record`; `LlamaDecoder` only);
+    `keep_record`: keep the decode steps' matmul outputs and the prompt pass's autograd graph
+    (`SampledBatch.record`; `LlamaDecoder` only);
     an earlier DecodeRecord lends its memory (and no longer covers anything).
     """
     device = next(model.parameters()).device
@@ -146,8 +147,16 @@ def sample_tokens(
 
     cache_kw = cache_keyword(model)
     lean = fast_decode and LlamaDecoder.supports(model)
-    prompts = (llama_prompt_pass if lean else prompt_pass)(model, prompt_ids, pad_id)
-    past, logits, positions = prompts.cache, prompts.last_logits.float(), prompts.positions
+    graph = None
+    if lean and keep_record and max_new_tokens > 1:
+        # the prompt pass with autograd on, kept with the record: the update's replay of this decode
+        # back-propagates through it rather than running it again (its tensors are not inference
+        # tensors, which autograd could not use; the decode reads them as constants)
+        with torch.inference_mode(False), torch.enable_grad():
+            prompts = graph = llama_prompt_pass(model, prompt_ids, pad_id)
+    else:
+        prompts = (llama_prompt_pass if lean else prompt_pass)(model, prompt_ids, pad_id)
+    past, logits, positions = prompts.cache, prompts.last_logits.detach().float(), prompts.positions
     # the mask grows by one column a step: written in place, not concatenated
     width = prompts.attention_mask.shape[1]
     attn = torch.zeros((n, width + max_new_tokens), dtype=torch.long, device=device)
@@ -156,7 +165,9 @@ def sample_tokens(
     decoder = None
     if lean and max_new_tokens > 1:
         decoder = LlamaDecoder(model, past, prompts.attention_mask, max_new_tokens, record=keep_record)
-        past = prompts.cache = None  # copied into the decoder's buffers: free the cache's own
+        past = None
+        if graph is None:
+            prompts.cache = None  # copied into the decoder's buffers: free the cache's own
     bias = None
     bonus = None if greedy or constraint is None else getattr(constraint, "logit_bias", None)
     if bonus:
@@ -237,5 +248,6 @@ def sample_tokens(
         kept = decoder.record
         kept.steps, kept.versions, kept.tokens = decoder.steps, parameter_versions(model), out_tokens
         kept.prompts = [list(r) for r in prompt_ids]
+        kept.prompt_pass = graph
     return SampledBatch(out_tokens[:, :t_used].cpu(), out_logprobs[:, :t_used].cpu(), lengths.cpu(),
                         out_sampling[:, :t_used].cpu(), allowed, kept)
