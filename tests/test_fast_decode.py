@@ -224,12 +224,16 @@ def _policy_rollout(tiny_model_dir, keep_record=True):
 
 
 def test_the_policy_replays_permuted_and_partial_minibatches(tiny_model_dir):
-    """`token_logprobs(record=, rows=)` on the whole batch in another order and on a subset (the
-    update's shuffled minibatches): replayed, with the log-probs and gradients of the forward pass."""
+    """`token_logprobs(record=, rows=)` on the whole batch in another order and on subsets (the
+    update's shuffled minibatches), one without the decode's longest prompt (its prompts sit at
+    an offset in the decode's cache): replayed, with the log-probs and gradients of the forward pass."""
     policy, batch, record = _policy_rollout(tiny_model_dir)
     assert record is not None
     policy.model.train()
-    for index in (torch.randperm(len(batch), generator=torch.Generator().manual_seed(2)), torch.tensor([7, 1, 4, 10])):
+    short = torch.tensor([10, 1])  # rows of "Q: 7+8=? A:" and "Q: 1+2=? A:", not "Q: 10+20=? A:"
+    prompt_lengths = batch.positions[:, 0] + 1
+    assert prompt_lengths[short].max() < prompt_lengths.max()
+    for index in (torch.randperm(len(batch), generator=torch.Generator().manual_seed(2)), torch.tensor([7, 1, 4, 10]), short):
         mb = batch.select(index)
         weights = torch.randn(mb.completion_mask.shape, generator=torch.Generator().manual_seed(3))
         runs = {}

@@ -24,7 +24,7 @@ covers models whose decoder layer is Llama's (`LlamaDecoder.supports`); anything
 wrappers included, decodes through the model's own forward. `tests/test_fast_decode.py` checks
 its logits against the Hugging Face forward's, step by step.
 
-With `record=True` the decoder also keeps every step's matmul outputs and rotated q/k (`DecodeRecord`), and
+With `record=True` the decoder also keeps every step's matmul outputs, rotated q and its KV cache (`DecodeRecord`), and
 `replay.replayed_completion_logits` turns them into the logits of a forward pass over the sampled
 completions that autograd can differentiate without running those matmuls again: the RL update's
 first minibatch then costs a backward pass only (docs/algorithms.md, "Advantages"). The record also
@@ -46,13 +46,18 @@ from feedbackrl.policy.shared_prompt import PromptPass, left_pad, unique_rows
 
 @dataclass
 class DecodeRecord:
-    """The matmul outputs of a `LlamaDecoder`'s steps, [step, row, width] each: per layer the
-    stacked q/k/v projection, q and k after the rotary embedding, the attention output projection,
-    the stacked gate/up projection and the MLP's down projection; and the logits. `steps` is how many steps ran; `versions` the
-    parameters' version counters when they ran (any in-place update of a weight changes one)."""
+    """The matmul outputs of a `LlamaDecoder`'s steps, [step, row, width] each: per layer q after
+    the rotary embedding, the attention output projection, the stacked gate/up projection and the
+    MLP's down projection; and the logits. Per layer also the decode's KV cache, `keys` and
+    `values` [row, Hkv, prompt width + steps, D] (the prompt's from position 0, left-padded, then
+    the step's k after rotary and v at prompt width + step). `steps` is how many steps ran;
+    `versions` the parameters' version counters when they ran (any in-place update of a weight
+    changes one)."""
 
-    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
     logits: torch.Tensor
+    keys: list[torch.Tensor] | None = None
+    values: list[torch.Tensor] | None = None
     steps: int = 0
     versions: tuple[int, ...] = ()
     tokens: torch.Tensor | None = None  # [row, step] the sampled tokens (step s fed token s)
@@ -310,16 +315,22 @@ class LlamaDecoder:
         stacked_bytes = sum(w.numel() * w.element_size()
                             for lay in inner.layers for w in (*qkv_weights(lay), *gate_up_weights(lay)))
         self.stacked = stacked_bytes <= STACK_LIMIT_BYTES
+        self.record = self._new_record(record, attention_mask, max_new_tokens)
         for i, layer in enumerate(inner.layers):
             attn, mlp = layer.self_attn, layer.mlp
             qkv, gate_up = qkv_weights(layer), gate_up_weights(layer)
             keys, values = cache.layers[i].keys, cache.layers[i].values  # [N, Hkv, W, D] or [U, G, Hkv, W, D]
             n, width = attention_mask.shape[0], keys.shape[-2]
-            # zeros: the attention may read positions not yet written (`SHORT_ROW`), masked by -inf
-            k_buf = keys.new_zeros((n, self.kv_heads, width + max_new_tokens, self.head_dim))
-            v_buf = torch.zeros_like(k_buf)
-            for buf, src in ((k_buf, keys), (v_buf, values)):
-                (buf.view(*src.shape[:2], *buf.shape[1:]) if src.dim() == 5 else buf)[..., :width, :] = src
+            # zeros: the attention may read positions not yet written (`SHORT_ROW`), masked by -inf.
+            # A record keeps them, so they are made outside inference mode, for autograd to read.
+            with torch.inference_mode(self.record is None), torch.no_grad():
+                k_buf = keys.new_zeros((n, self.kv_heads, width + max_new_tokens, self.head_dim))
+                v_buf = torch.zeros_like(k_buf)
+                for buf, src in ((k_buf, keys), (v_buf, values)):
+                    (buf.view(*src.shape[:2], *buf.shape[1:]) if src.dim() == 5 else buf)[..., :width, :] = src
+            if self.record is not None:
+                self.record.keys.append(k_buf)
+                self.record.values.append(v_buf)
             self.layers.append((
                 decode_norm(layer.input_layernorm), decode_norm(layer.post_attention_layernorm),
                 torch.cat(qkv) if self.stacked else qkv,
@@ -350,33 +361,41 @@ class LlamaDecoder:
         self.bias[:, :self.length] = torch.where(attention_mask.bool(), 0.0, float("-inf"))
         self.attend_values = torch.tensor([0.0, float("-inf")], dtype=dtype, device=attention_mask.device)
         self.steps = 0
-        # with `record` (stacked weights only): every step's matmul outputs, written in place, for
-        # `replayed_completion_logits`. Made outside inference mode so that autograd may read them.
-        # A DecodeRecord passed as `record` lends its memory where the shapes match (fresh memory
-        # faults in page by page on its first write, inside the decode) and stops covering anything.
-        self.record = None
-        n = attention_mask.shape[0]
-        widths = (self.q_size + 2 * self.kv_size, self.q_size + self.kv_size, cfg.hidden_size,
-                  2 * inner.layers[0].mlp.gate_proj.weight.shape[0], cfg.hidden_size)
+
+    def _new_record(self, record: "bool | DecodeRecord", attention_mask: torch.Tensor,
+                    max_new_tokens: int) -> DecodeRecord | None:
+        """With `record` (stacked weights only): a DecodeRecord for every step's matmul outputs,
+        written in place, for `replayed_completion_logits`; None without, or where it would pass
+        RECORD_LIMIT_BYTES. Made outside inference mode so that autograd may read it. A DecodeRecord
+        passed as `record` lends its memory where the shapes match (fresh memory faults in page by
+        page on its first write, inside the decode) and stops covering anything."""
+        if not record or not self.stacked:
+            return None
+        model, inner = self.model, self.model.model
+        dtype, device = next(model.parameters()).dtype, attention_mask.device
+        n, width = attention_mask.shape
+        widths = (self.q_size, model.config.hidden_size, 2 * inner.layers[0].mlp.gate_proj.weight.shape[0],
+                  model.config.hidden_size)
         vocab = model.lm_head.weight.shape[0]
-        record_bytes = n * max_new_tokens * (len(inner.layers) * sum(widths) + vocab) * torch.finfo(dtype).bits // 8
-        if record and self.stacked and record_bytes <= RECORD_LIMIT_BYTES:
-            device = attention_mask.device
-            old = record if isinstance(record, DecodeRecord) else None
-            if old is not None:
-                old.tokens = old.prompts = old.prompt_pass = None  # its memory is about to hold this decode's outputs
-            if (old is not None and old.logits.shape == (max_new_tokens, n, vocab) and old.logits.dtype == dtype
+        cache = 2 * n * self.kv_size * (width + max_new_tokens)
+        layer_bytes = n * max_new_tokens * sum(widths) + cache
+        if (len(inner.layers) * layer_bytes + n * max_new_tokens * vocab) * torch.finfo(dtype).bits // 8 > RECORD_LIMIT_BYTES:
+            return None
+        old = record if isinstance(record, DecodeRecord) else None
+        if old is not None:
+            # its memory is about to hold this decode's outputs
+            old.tokens = old.prompts = old.prompt_pass = old.keys = old.values = None
+            if (old.logits.shape == (max_new_tokens, n, vocab) and old.logits.dtype == dtype
                     and old.logits.device == device and len(old.layers) == len(inner.layers)
                     and len(old.layers[0]) == len(widths)
                     and all(t.shape[-1] == w for t, w in zip(old.layers[0], widths))):
-                self.record = DecodeRecord(layers=old.layers, logits=old.logits)
-            else:
-                with torch.inference_mode(False), torch.no_grad():
-                    self.record = DecodeRecord(
-                        layers=[tuple(torch.empty((max_new_tokens, n, w), dtype=dtype, device=device)
-                                      for w in widths) for _ in inner.layers],
-                        logits=torch.empty((max_new_tokens, n, vocab), dtype=dtype, device=device),
-                    )
+                return DecodeRecord(layers=old.layers, logits=old.logits, keys=[], values=[])
+        with torch.inference_mode(False), torch.no_grad():
+            return DecodeRecord(
+                layers=[tuple(torch.empty((max_new_tokens, n, w), dtype=dtype, device=device) for w in widths)
+                        for _ in inner.layers],
+                logits=torch.empty((max_new_tokens, n, vocab), dtype=dtype, device=device), keys=[], values=[],
+            )
 
     def _rope_table(self, size: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sign-flipped sin [size, D] for positions 0..size-1."""
@@ -417,18 +436,19 @@ class LlamaDecoder:
             def linear(inp, weight, buf):
                 return torch.mm(inp, weight.t())
         for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec in zip(self.layers, record):
-            r_qkv, r_rot, r_o, r_gu, r_down = rec if rec is not None else (None,) * 5
+            r_q, r_o, r_gu, r_down = rec if rec is not None else (None,) * 4
             h = norm1(x)
             if self.stacked:  # [N, (H + 2 Hkv) D]
-                qkv = linear(h, w_qkv, r_qkv)
+                qkv = torch.mm(h, w_qkv.t())
                 qk, v = qkv[:, :qk_size].view(n, qk_heads, d), qkv[:, qk_size:]
             else:
                 qk = torch.cat((F.linear(h, w_qkv[0]), F.linear(h, w_qkv[1])), dim=-1).view(n, qk_heads, d)
                 v = F.linear(h, w_qkv[2])
             # q and k rotated together: x cos + rotate_half(x) sin
-            rotated = r_rot[s].view(n, qk_heads, d) if r_rot is not None else None
-            qk = rotate(qk, cos, sin, out=rotated)
+            qk = rotate(qk, cos, sin)
             q = qk[:, :self.heads].view(n, self.kv_heads, rep, d)
+            if r_q is not None:
+                r_q[s].view(n, self.heads, d).copy_(qk[:, :self.heads])
             k_buf[:, :, t] = qk[:, self.heads:]
             v_buf[:, :, t] = v.view(n, self.kv_heads, d)
             keys, values = k_buf[:, :, :span], v_buf[:, :, :span]

@@ -2,12 +2,13 @@
 
 Until the first optimizer step of an RL step the weights are the ones that sampled the
 completions, so every matmul of the update's forward pass over them already ran, one token at a
-time, in `fast_decode.LlamaDecoder`, which recorded the outputs (`fast_decode.DecodeRecord`).
+time, in `fast_decode.LlamaDecoder`, which recorded the outputs (`fast_decode.DecodeRecord`), and kept its KV cache.
 `replayed_completion_logits` turns the record into the logits of that forward pass, which autograd
 differentiates without running those matmuls again: each linear layer returns its recorded output
-and back-propagates like the matmul (`_GivenLinear`), and three blocks have their backward written
-out, which on a CPU costs less than autograd's graph of the same ops (`_GivenQKV`, `_GivenMLP`,
-and the RMSNorm of `fast_decode.rms_norm`). docs/algorithms.md, "Advantages", has the maths and
+and back-propagates like the matmul (`_GivenLinear`), attention reads q, keys and values from the
+record, and three blocks have their backward written out, which on a CPU costs less than
+autograd's graph of the same ops (`_GivenAttentionInputs`, `_GivenMLP`, and the RMSNorm of
+`fast_decode.rms_norm`). docs/algorithms.md, "Advantages", has the maths and
 the conditions under which the replay is exact.
 """
 
@@ -89,42 +90,48 @@ class _GivenMLP(torch.autograd.Function):
         return gh, g_gu, g_down, None, None
 
 
-class _GivenQKV(torch.autograd.Function):
-    """q, k and v of an attention block for `h` [S, N, H], with q and k after the rotary embedding,
-    all already known: the decode recorded the stacked projection `rec_qkv` [S, N, (H + 2 Hkv) D]
-    and q, k after rotary `rec_rot` [S, N, (H + Hkv) D]. The forward pass returns views of the
-    records laid out for attention, [N, heads, S, D]; the backward pass un-rotates the gradients of
-    q and k (rotary y = x cos + roll(x, D/2) sin, the sign folded into sin, has the transpose
-    g cos + roll(g, -D/2) roll(sin, -D/2)) straight into one step-major gradient buffer with v's,
-    and runs the projection's backward on it once. `cos`, `sin_back` (= roll(sin, -D/2)): [N, 1, S, D]."""
+class _GivenAttentionInputs(torch.autograd.Function):
+    """q, keys and values of an attention block over a prompt and the completion's tokens, for
+    `h` [S, N, H], all already known: the decode recorded q after the rotary embedding, `rec_q`
+    [S, N, heads D], and kept its KV cache, `keys`/`values` [N, Hkv, W + S, D] (the prompt's keys
+    and values at 0..W-1, the completion's k after rotary and v from W on). The forward pass
+    returns q laid out for attention, [N, heads, S, D], and the cache as it is: no projection, no
+    rotation, no concatenation. The backward pass hands the prompt part of the keys' and values'
+    gradients to `prompt_keys`/`prompt_values` (the tracked prompt pass's, which only route
+    gradients: their values are the cache's), un-rotates the gradients of q and of the
+    completion's k (rotary y = x cos + roll(x, D/2) sin, the sign folded into sin, has the
+    transpose g cos + roll(g, -D/2) roll(sin, -D/2)) straight into one step-major gradient buffer
+    with v's, and runs the q/k/v projection's backward on it once. `cos`, `sin_back`
+    (= roll(sin, -D/2)): [N, 1, S, D]."""
 
     @staticmethod
-    def forward(ctx, h, w_qkv, cos, sin_back, rec_qkv, rec_rot, heads, kv_heads):
+    def forward(ctx, h, w_qkv, cos, sin_back, prompt_keys, prompt_values, rec_q, keys, values):
         ctx.save_for_backward(h, w_qkv, cos, sin_back)
-        steps, n, _ = rec_rot.shape
-        head_dim = rec_rot.shape[-1] // (heads + kv_heads)
-        q, k = rec_rot.view(steps, n, heads + kv_heads, head_dim).split((heads, kv_heads), dim=2)
-        v = rec_qkv[..., (heads + kv_heads) * head_dim:].view(steps, n, kv_heads, head_dim)
-        return tuple(t.permute(1, 2, 0, 3) for t in (q, k, v))
+        ctx.prompt_shape = prompt_keys.shape
+        steps, n, _ = rec_q.shape
+        q = rec_q.view(steps, n, -1, keys.shape[-1]).permute(1, 2, 0, 3)
+        return q, keys.view_as(keys), values.view_as(values)
 
     @staticmethod
-    def backward(ctx, dq, dk, dv):
+    def backward(ctx, dq, dkeys, dvalues):
         h, w_qkv, cos, sin_back = ctx.saved_tensors
-        # k's gradient arrives transposed in memory (autograd's backward of q @ k^T gives (k^T)'s);
-        # the un-rotation below over that layout runs ~2x slower than a copy to rows plus the
-        # un-rotation over rows
-        dk = dk.contiguous()
         n, heads, steps, head_dim = dq.shape
-        kv_heads = dk.shape[1]
+        kv_heads, width = dkeys.shape[1], ctx.prompt_shape[-2]
         d_qkv = dq.new_empty((steps, n, w_qkv.shape[0]))
         parts = d_qkv.view(steps, n, -1, head_dim).permute(1, 2, 0, 3)  # [N, all heads, S, D]
+        # the keys' gradient arrives transposed in memory (autograd's backward of q @ k^T gives
+        # (k^T)'s); the un-rotation below runs ~2x slower over that layout than a copy to rows and
+        # the un-rotation over rows
+        dk = dkeys[:, :, width:].contiguous()
         for grad, dest in ((dq, parts[:, :heads]), (dk, parts[:, heads:heads + kv_heads])):
             torch.addcmul(grad * cos, grad.roll(-(head_dim // 2), dims=-1), sin_back, out=dest)
-        parts[:, heads + kv_heads:].copy_(dv)
+        parts[:, heads + kv_heads:].copy_(dvalues[:, :, width:])
         flat = d_qkv.view(-1, d_qkv.shape[-1])
         gh = (flat @ w_qkv).view_as(h) if ctx.needs_input_grad[0] else None
         gw = flat.t() @ h.reshape(-1, h.shape[-1]) if ctx.needs_input_grad[1] else None
-        return gh, gw, None, None, None, None, None, None
+        g_pk = dkeys[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[4] else None
+        g_pv = dvalues[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[5] else None
+        return gh, gw, None, None, g_pk, g_pv, None, None, None
 
 
 def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, prompt_keys_values,
@@ -135,10 +142,12 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
 
     The decode steps already ran every matmul of this forward pass with these weights
     (`record.fresh(model)`): each linear layer here returns its recorded output and back-propagates
-    like the matmul (`_GivenLinear`); the rest (embedding, norms, rotary, attention over the prompt's
-    keys and values and the completion's own, SiLU gate, residual adds) runs as ordinary autograd
-    ops. `prompt_keys_values`: per layer the (keys, values) [N, Hkv, W, D] of the rows' prompts
-    from a forward pass that autograd tracks, `prompt_mask` [N, W] their attention mask;
+    like the matmul (`_GivenLinear`), and attention reads q and the decode's KV cache from the record
+    (`_GivenAttentionInputs`); the rest (embedding, norms, attention scores and softmax, SiLU gate,
+    residual adds) runs as ordinary autograd ops. `prompt_keys_values`: per layer the (keys, values)
+    [N, Hkv, W, D] (or [U, G, Hkv, W, D], a prompt's broadcast over its G rows) of the rows'
+    prompts from a forward pass that autograd tracks, whose values equal the record's prompt part:
+    the gradients of the prompt's keys and values go there; `prompt_mask` [N, W] their attention mask;
     `completion_ids` [N, S] the tokens fed at steps 0..S-1, `prompt_lengths` [N] the rows' prompt
     lengths (the first completion token's position). The causal mask is plain: a row's keys after
     its EOS are only read by queries whose logits predict padding, which carry no gradient."""
@@ -150,9 +159,9 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     n, s = completion_ids.shape
     device = completion_ids.device
     # rows in order and adjacent (a whole batch): a view of the record, not a gathered copy
-    first = int(rows[0]) if n else 0
-    adjacent = n > 0 and bool((rows == torch.arange(first, first + n, device=rows.device)).all())
-    take = slice(first, first + n) if adjacent else rows
+    row0 = int(rows[0]) if n else 0
+    adjacent = n > 0 and bool((rows == torch.arange(row0, row0 + n, device=rows.device)).all())
+    take = slice(row0, row0 + n) if adjacent else rows
     # step major, [S, N, ...], as the record is: its outputs are then read in place
     x = inner.embed_tokens(completion_ids.t())  # [S, N, H]
     positions = prompt_lengths[:, None] + torch.arange(s, device=device)
@@ -165,21 +174,24 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     def given(inp, weight, buf):  # buf [S_max, N_all, width] -> this batch's [S, N, width] (a view)
         return _GivenLinear.apply(inp, weight, buf[:s, take])
 
+    # the decode's cache holds its prompts left-padded to its widest, then the steps: these rows'
+    # prompts (left-padded to their own widest, w) end where the decode's do, at `first`
+    first = record.keys[0].shape[2] - record.logits.shape[0] if record.keys else -1
+    if first < w or first + s > record.keys[0].shape[2]:
+        raise ValueError("replayed_completion_logits: the record keeps no KV cache covering these rows' prompts and steps")
+    span = slice(first - w, first + s)
+
     # rotary, as the decode applied it (x cos + roll(x, D/2) sin, the sign folded into sin), is
     # undone in the backward pass with cos and roll(sin, -D/2), [N, 1, S, D]: broadcast over heads
     cos, sin_back = cos[:, None], (sin * rope_sign(head_dim, sin)).roll(-(head_dim // 2), dims=-1)[:, None]
-    for layer, (r_qkv, r_rot, r_o, r_gu, r_down), (pk, pv) in zip(inner.layers, record.layers, prompt_keys_values):
+    layers = zip(inner.layers, record.layers, record.keys, record.values, prompt_keys_values)
+    for layer, (r_q, r_o, r_gu, r_down), k_buf, v_buf, (pk, pv) in layers:
         attn, mlp = layer.self_attn, layer.mlp
         h = rms_norm(layer.input_layernorm, x)
         w_qkv = torch.cat(qkv_weights(layer))
-        # [N, heads, S, D] each
-        q, k, v = _GivenQKV.apply(h, w_qkv, cos, sin_back, r_qkv[:s, take], r_rot[:s, take], heads, kv_heads)
-        if pk.dim() == 5:  # a prompt's keys broadcast over its G rows: one copy, into the concatenation
-            group = pk.shape[:2]
-            keys = torch.cat((pk, k.unflatten(0, group)), dim=-2).flatten(0, 1)
-            values = torch.cat((pv, v.unflatten(0, group)), dim=-2).flatten(0, 1)
-        else:
-            keys, values = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
+        # q [N, heads, S, D]; keys, values [N, Hkv, W + S, D]
+        q, keys, values = _GivenAttentionInputs.apply(h, w_qkv, cos, sin_back, pk, pv, r_q[:s, take],
+                                                      k_buf[take, :, span], v_buf[take, :, span])
         if kv_heads != heads:
             keys = keys.repeat_interleave(heads // kv_heads, dim=1)
             values = values.repeat_interleave(heads // kv_heads, dim=1)
