@@ -271,6 +271,28 @@ def test_the_decodes_prompt_pass_is_kept_and_back_propagated_through_once(tiny_m
     _assert_same_grads(runs[1], runs[2])
 
 
+@pytest.mark.parametrize("limit", ["STACK_LIMIT_BYTES", "RECORD_LIMIT_BYTES"])
+def test_a_decode_past_the_limits_keeps_no_record_and_no_prompt_graph(tiny_model_dir, limit, monkeypatch):
+    """Weights too large to stack, or a record past its byte limit: no record, and the prompt pass
+    runs without autograd (a kept graph would hold a large model's activations for nothing)."""
+    import feedbackrl.policy.sampling as sampling
+
+    kept = []
+    real = sampling.llama_prompt_pass
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        kept.append(out.last_logits.requires_grad)
+        return out
+
+    monkeypatch.setattr(sampling, "llama_prompt_pass", spy)
+    policy, _, record = _policy_rollout(tiny_model_dir)
+    assert record is not None and kept == [True]
+    monkeypatch.setattr(f"feedbackrl.policy.fast_decode.{limit}", 0)
+    policy, _, record = _policy_rollout(tiny_model_dir)
+    assert record is None and kept == [True, False]
+
+
 def test_a_record_covers_only_its_own_decode_under_the_same_weights(tiny_model_dir):
     """Not replayed (the forward pass runs) once a weight has changed, for tokens or prompts that
     are not the decoded ones, and for a record whose memory a later decode took over."""

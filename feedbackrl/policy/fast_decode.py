@@ -312,9 +312,7 @@ class LlamaDecoder:
         self.scaling = self.head_dim ** -0.5
         self.q_size, self.kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         self.layers = []
-        stacked_bytes = sum(w.numel() * w.element_size()
-                            for lay in inner.layers for w in (*qkv_weights(lay), *gate_up_weights(lay)))
-        self.stacked = stacked_bytes <= STACK_LIMIT_BYTES
+        self.stacked = LlamaDecoder.stacks(model)
         self.record = self._new_record(record, attention_mask, max_new_tokens)
         for i, layer in enumerate(inner.layers):
             attn, mlp = layer.self_attn, layer.mlp
@@ -362,25 +360,48 @@ class LlamaDecoder:
         self.attend_values = torch.tensor([0.0, float("-inf")], dtype=dtype, device=attention_mask.device)
         self.steps = 0
 
+    @staticmethod
+    def _record_widths(model) -> tuple[int, int, int, int]:
+        """Widths of a record's per-step tensors: rotated q, attention output, gate/up, down."""
+        cfg, layer = model.config, model.model.layers[0]
+        q_size = layer.self_attn.q_proj.weight.shape[0]
+        return q_size, cfg.hidden_size, 2 * layer.mlp.gate_proj.weight.shape[0], cfg.hidden_size
+
+    @staticmethod
+    def stacks(model) -> bool:
+        """True where the stacked q/k/v and gate/up weights fit in `STACK_LIMIT_BYTES`."""
+        return sum(w.numel() * w.element_size() for lay in model.model.layers
+                   for w in (*qkv_weights(lay), *gate_up_weights(lay))) <= STACK_LIMIT_BYTES
+
+    @staticmethod
+    def records(model, rows: int, prompt_width: int, max_new_tokens: int) -> bool:
+        """True where a decode of `rows` rows, prompts left-padded to `prompt_width`, keeps a record
+        when asked: weights stacked (`stacks`) and the record within `RECORD_LIMIT_BYTES`."""
+        if not LlamaDecoder.stacks(model):
+            return False
+        inner, cfg = model.model, model.config
+        heads = cfg.num_attention_heads
+        kv_size = (getattr(cfg, "num_key_value_heads", None) or heads) * (getattr(cfg, "head_dim", None)
+                                                                           or cfg.hidden_size // heads)
+        cache = 2 * rows * kv_size * (prompt_width + max_new_tokens)
+        per_layer = rows * max_new_tokens * sum(LlamaDecoder._record_widths(model)) + cache
+        values = len(inner.layers) * per_layer + rows * max_new_tokens * model.lm_head.weight.shape[0]
+        return values * next(model.parameters()).element_size() <= RECORD_LIMIT_BYTES
+
     def _new_record(self, record: "bool | DecodeRecord", attention_mask: torch.Tensor,
                     max_new_tokens: int) -> DecodeRecord | None:
-        """With `record` (stacked weights only): a DecodeRecord for every step's matmul outputs,
-        written in place, for `replayed_completion_logits`; None without, or where it would pass
-        RECORD_LIMIT_BYTES. Made outside inference mode so that autograd may read it. A DecodeRecord
-        passed as `record` lends its memory where the shapes match (fresh memory faults in page by
-        page on its first write, inside the decode) and stops covering anything."""
-        if not record or not self.stacked:
+        """With `record` (where `records` allows): a DecodeRecord for every step's matmul outputs,
+        written in place, for `replayed_completion_logits`; None otherwise. Made outside inference
+        mode so that autograd may read it. A DecodeRecord passed as `record` lends its memory where
+        the shapes match (fresh memory faults in page by page on its first write, inside the
+        decode) and stops covering anything."""
+        n, width = attention_mask.shape
+        if not record or not LlamaDecoder.records(self.model, n, width, max_new_tokens):
             return None
         model, inner = self.model, self.model.model
         dtype, device = next(model.parameters()).dtype, attention_mask.device
-        n, width = attention_mask.shape
-        widths = (self.q_size, model.config.hidden_size, 2 * inner.layers[0].mlp.gate_proj.weight.shape[0],
-                  model.config.hidden_size)
+        widths = LlamaDecoder._record_widths(model)
         vocab = model.lm_head.weight.shape[0]
-        cache = 2 * n * self.kv_size * (width + max_new_tokens)
-        layer_bytes = n * max_new_tokens * sum(widths) + cache
-        if (len(inner.layers) * layer_bytes + n * max_new_tokens * vocab) * torch.finfo(dtype).bits // 8 > RECORD_LIMIT_BYTES:
-            return None
         old = record if isinstance(record, DecodeRecord) else None
         if old is not None:
             # its memory is about to hold this decode's outputs

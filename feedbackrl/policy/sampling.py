@@ -148,7 +148,8 @@ def sample_tokens(
     cache_kw = cache_keyword(model)
     lean = fast_decode and LlamaDecoder.supports(model)
     graph = None
-    if lean and keep_record and max_new_tokens > 1:
+    if (lean and keep_record and max_new_tokens > 1
+            and LlamaDecoder.records(model, n, max(map(len, prompt_ids), default=0), max_new_tokens)):
         # the prompt pass with autograd on, kept with the record: the update's replay of this decode
         # back-propagates through it rather than running it again (its tensors are not inference
         # tensors, which autograd could not use; the decode reads them as constants)
