@@ -10,9 +10,9 @@ with two threads some CPU kernels were not, before that) but not across CPUs: on
 2026-12-01's third session this GRPO run gives 0.38 -> 0.60 (+22) in every process, at that
 session's first commit as at its last, where other machines gave +25 to +46; PPO gave 0.34 -> 0.62
 on one machine and 0.40 -> 0.58 on another. So both bars are 15 points: a run that does not learn
-stays within a few points of its start. The issue's 25 points are measured on the full configs
-(README, `feedbackrl train configs/arithmetic_grpo.yaml`: 0.11 -> 0.91 in 209 s on the machine
-of 2026-12-01's fourth session). The shrunk run keeps the SFT batch of 64 it was measured with.
+stays within a few points of its start. The issue's 25 points are checked on the full configs
+as shipped by the last test here (~3-4 minutes each; README has the measured runs). The shrunk
+run keeps the SFT batch of 64 it was measured with.
 """
 
 import json
@@ -57,3 +57,17 @@ def test_ppo_raises_heldout_accuracy(tmp_path):
     assert after - before >= 0.15, (before, after)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert "loss/value" in rows[-1] and "kl" in rows[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["configs/arithmetic_grpo.yaml", "configs/arithmetic_ppo.yaml"])
+def test_the_shipped_configs_raise_heldout_accuracy_by_25_points(tmp_path, config):
+    """The issue's bar on the configs as shipped, not shrunk (~3-4 minutes each on 2 cores): the
+    warm start has to learn the sums for RL to have anything to sharpen, and whether it does
+    depends on the CPU's float rounding (benchmarks/results/arithmetic-2026-12-05/README.md: 1000
+    SFT steps did on a Xeon and not on an EPYC). A machine where this fails needs a longer warm
+    start, not a lower bar."""
+    cfg = load_config(config, RunConfig, [f"out_dir={tmp_path}", "progress=false", "tensorboard=false"])
+    summary = train(cfg, log=lambda *_: None)
+    before, after = summary["initial_eval"]["accuracy"], summary["final_eval"]["accuracy"]
+    assert after - before >= 0.25, (before, after)
