@@ -195,6 +195,13 @@ def gate_up_weights(layer) -> tuple[torch.Tensor, torch.Tensor]:
     return layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight
 
 
+def head_sizes(cfg) -> tuple[int, int, int]:
+    """(attention heads, key/value heads, head dim) of a Llama-style config."""
+    heads = cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    return heads, kv_heads, getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+
+
 def per_row(t: torch.Tensor) -> torch.Tensor:
     """A prompt pass's keys or values as [N, Hkv, W, D] (a copy where they are grouped)."""
     return t.flatten(0, 1) if t.dim() == 5 else t
@@ -211,9 +218,7 @@ def llama_prompt_pass(model, rows: Sequence[Sequence[int]], pad_id: int) -> Prom
     A padding position attends to itself only (its keys are masked for every real position), so
     nothing in the pass is NaN."""
     inner, cfg = model.model, model.config
-    heads = cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    heads, kv_heads, head_dim = head_sizes(cfg)
     q_size, kv_size = heads * head_dim, kv_heads * head_dim
     device = next(model.parameters()).device
     distinct, inverse = unique_rows(rows)
@@ -306,9 +311,7 @@ class LlamaDecoder:
         self.model = model
         cfg = model.config
         inner = model.model
-        self.heads = cfg.num_attention_heads
-        self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
+        self.heads, self.kv_heads, self.head_dim = head_sizes(cfg)
         self.scaling = self.head_dim ** -0.5
         self.q_size, self.kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         self.layers = []
@@ -379,10 +382,8 @@ class LlamaDecoder:
         when asked: weights stacked (`stacks`) and the record within `RECORD_LIMIT_BYTES`."""
         if not LlamaDecoder.stacks(model):
             return False
-        inner, cfg = model.model, model.config
-        heads = cfg.num_attention_heads
-        kv_size = (getattr(cfg, "num_key_value_heads", None) or heads) * (getattr(cfg, "head_dim", None)
-                                                                           or cfg.hidden_size // heads)
+        inner = model.model
+        kv_size = inner.layers[0].self_attn.k_proj.weight.shape[0]
         cache = 2 * rows * kv_size * (prompt_width + max_new_tokens)
         per_layer = rows * max_new_tokens * sum(LlamaDecoder._record_widths(model)) + cache
         values = len(inner.layers) * per_layer + rows * max_new_tokens * model.lm_head.weight.shape[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from feedbackrl.policy.fast_decode import DecodeRecord, gate_up_weights, qkv_weights, rms_norm, rope_sign
+from feedbackrl.policy.fast_decode import DecodeRecord, gate_up_weights, head_sizes, qkv_weights, rms_norm, rope_sign
 
 
 class _GivenLinear(torch.autograd.Function):
@@ -152,10 +152,8 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     lengths (the first completion token's position). The causal mask is plain: a row's keys after
     its EOS are only read by queries whose logits predict padding, which carry no gradient."""
     inner, cfg = model.model, model.config
-    heads = cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    q_size, kv_size = heads * head_dim, kv_heads * head_dim
+    heads, kv_heads, head_dim = head_sizes(cfg)
+    q_size = heads * head_dim
     n, s = completion_ids.shape
     device = completion_ids.device
     # rows in order and adjacent (a whole batch): a view of the record, not a gathered copy
