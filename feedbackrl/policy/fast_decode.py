@@ -475,7 +475,8 @@ class LlamaDecoder:
             v_buf[:, :, t] = v.view(n, self.kv_heads, d)
             keys, values = k_buf[:, :, :span], v_buf[:, :, :span]
             # each kv head's `rep` query heads against its keys: [N, Hkv, rep, span]
-            scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scaling + bias
+            # bias + scaling * (q k^T) in one pass: bias is 0 or -inf, so the same as scaling then adding
+            scores = torch.add(bias, torch.matmul(q, keys.transpose(-1, -2)), alpha=self.scaling)
             probs = scores.softmax(-1) if self.float32 else scores.float().softmax(-1).to(q.dtype)
             out = torch.matmul(probs, values).view(n, self.q_size)
             x = x + linear(out, w_o, r_o)

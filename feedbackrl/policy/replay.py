@@ -7,7 +7,7 @@ time, in `fast_decode.LlamaDecoder`, which recorded the outputs (`fast_decode.De
 differentiates without running those matmuls again: each linear layer returns its recorded output
 and back-propagates like the matmul (`_GivenLinear`), attention reads q, keys and values from the
 record, and three blocks have their backward written out, which on a CPU costs less than
-autograd's graph of the same ops (`_GivenAttentionInputs`, `_GivenMLP`, and the RMSNorm of
+autograd's graph of the same ops (`_GivenAttention`, `_GivenMLP`, and the RMSNorm of
 `fast_decode.rms_norm`). docs/algorithms.md, "Advantages", has the maths and
 the conditions under which the replay is exact.
 """
@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from feedbackrl.policy.fast_decode import DecodeRecord, gate_up_weights, head_sizes, qkv_weights, rms_norm, rope_sign
+from feedbackrl.policy.fast_decode import (DecodeRecord, gate_up_weights, head_sizes, qkv_weights, rms_norm, rope_sign,
+                                           softmax)
 
 
 class _GivenLinear(torch.autograd.Function):
@@ -90,48 +91,85 @@ class _GivenMLP(torch.autograd.Function):
         return gh, g_gu, g_down, None, None
 
 
-class _GivenAttentionInputs(torch.autograd.Function):
-    """q, keys and values of an attention block over a prompt and the completion's tokens, for
-    `h` [S, N, H], all already known: the decode recorded q after the rotary embedding, `rec_q`
-    [S, N, heads D], and kept its KV cache, `keys`/`values` [N, Hkv, W + S, D] (the prompt's keys
-    and values at 0..W-1, the completion's k after rotary and v from W on). The forward pass
-    returns q laid out for attention, [N, heads, S, D], and the cache as it is: no projection, no
-    rotation, no concatenation. The backward pass hands the prompt part of the keys' and values'
-    gradients to `prompt_keys`/`prompt_values` (the tracked prompt pass's, which only route
-    gradients: their values are the cache's), un-rotates the gradients of q and of the
-    completion's k (rotary y = x cos + roll(x, D/2) sin, the sign folded into sin, has the
-    transpose g cos + roll(g, -D/2) roll(sin, -D/2)) straight into one step-major gradient buffer
-    with v's, and runs the q/k/v projection's backward on it once. `cos`, `sin_back`
-    (= roll(sin, -D/2)): [N, 1, S, D]."""
+class _GivenAttention(torch.autograd.Function):
+    """An attention block's output before o_proj, [S, N, heads D], for `h` [S, N, H], over a
+    prompt and the completion's tokens, whose q, keys and values are all already known: the decode
+    recorded q after the rotary embedding, `rec_q` [S, N, heads D], and kept its KV cache,
+    `keys`/`values` [N, Hkv, W + S, D] (the prompt's keys and values at 0..W-1, the completion's k
+    after rotary and v from W on). `bias` [N Hkv, S, W + S]: 0 or -inf (padding, causality),
+    the same for the heads of a kv head. No projection, rotation or concatenation runs forward;
+    the batched matmuls read q, keys and values where they lie and write one [N Hkv, S, D] block
+    per q head of a kv head (`group` of them, 1 without GQA), which goes into the step-major output.
+
+    The backward pass is the attention's own (softmax's backward, four batched matmuls a group),
+    then hands the prompt part of the keys' and values' gradients to `prompt_keys`/`prompt_values`
+    (the tracked prompt pass's, which only route gradients: their values are the cache's),
+    un-rotates the gradients of q and of the completion's k (rotary y = x cos + roll(x, D/2) sin,
+    the sign folded into sin, has the transpose g cos + roll(g, -D/2) roll(sin, -D/2)) straight
+    into one step-major gradient buffer with v's, and runs the q/k/v projection's backward on it
+    once. Written out rather than left to autograd so that the keys' gradient comes out in rows
+    (autograd's of q @ k^T is (k^T)'s, transposed in memory, which the un-rotation reads ~2x slower)
+    and q, the output and their gradients are read and written in place, not copied between
+    layouts. `cos`, `sin_back` (= roll(sin, -D/2)): [N, 1, S, D]."""
 
     @staticmethod
-    def forward(ctx, h, w_qkv, cos, sin_back, prompt_keys, prompt_values, rec_q, keys, values):
-        ctx.save_for_backward(h, w_qkv, cos, sin_back)
+    def forward(ctx, h, w_qkv, cos, sin_back, prompt_keys, prompt_values, rec_q, keys, values, bias):
+        steps, n, q_size = rec_q.shape
+        kv_heads, span, head_dim = keys.shape[1:]
+        group = q_size // (kv_heads * head_dim)
+        # [S, N Hkv, group, D]: q head j * group + g of row r reads kv head j; per g a strided [N Hkv, S, D]
+        q = rec_q.view(steps, n * kv_heads, group, head_dim)
+        k, v = keys.reshape(n * kv_heads, span, head_dim), values.reshape(n * kv_heads, span, head_dim)
+        out = rec_q.new_empty((steps, n, q_size))
+        blocks = out.view(steps, n * kv_heads, group, head_dim)
+        probs = rec_q.new_empty((group, n * kv_heads, steps, span))
+        scale = head_dim ** -0.5
+        for g in range(group):
+            scores = torch.baddbmm(bias, q[:, :, g].transpose(0, 1), k.transpose(1, 2), alpha=scale)
+            probs[g] = softmax(scores.float()).to(scores.dtype)
+            blocks[:, :, g].copy_(torch.bmm(probs[g], v).transpose(0, 1))
+        ctx.save_for_backward(h, w_qkv, cos, sin_back, rec_q, keys, values, probs)
         ctx.prompt_shape = prompt_keys.shape
-        steps, n, _ = rec_q.shape
-        q = rec_q.view(steps, n, -1, keys.shape[-1]).permute(1, 2, 0, 3)
-        return q, keys.view_as(keys), values.view_as(values)
+        return out
 
     @staticmethod
-    def backward(ctx, dq, dkeys, dvalues):
-        h, w_qkv, cos, sin_back = ctx.saved_tensors
-        n, heads, steps, head_dim = dq.shape
-        kv_heads, width = dkeys.shape[1], ctx.prompt_shape[-2]
-        d_qkv = dq.new_empty((steps, n, w_qkv.shape[0]))
-        parts = d_qkv.view(steps, n, -1, head_dim).permute(1, 2, 0, 3)  # [N, all heads, S, D]
-        # the keys' gradient arrives transposed in memory (autograd's backward of q @ k^T gives
-        # (k^T)'s); the un-rotation below runs ~2x slower over that layout than a copy to rows and
-        # the un-rotation over rows
-        dk = dkeys[:, :, width:].contiguous()
-        for grad, dest in ((dq, parts[:, :heads]), (dk, parts[:, heads:heads + kv_heads])):
-            torch.addcmul(grad * cos, grad.roll(-(head_dim // 2), dims=-1), sin_back, out=dest)
-        parts[:, heads + kv_heads:].copy_(dvalues[:, :, width:])
+    def backward(ctx, d_out):
+        h, w_qkv, cos, sin_back, rec_q, keys, values, probs = ctx.saved_tensors
+        steps, n, q_size = rec_q.shape
+        kv_heads, span, head_dim = keys.shape[1:]
+        group, width = q_size // (kv_heads * head_dim), ctx.prompt_shape[-2]
+        rows, scale = n * kv_heads, head_dim ** -0.5
+        q = rec_q.view(steps, rows, group, head_dim)
+        k, v = keys.reshape(rows, span, head_dim), values.reshape(rows, span, head_dim)
+        d_out = d_out.reshape(steps, rows, group, head_dim)
+        d_qkv = d_out.new_empty((steps, n, w_qkv.shape[0]))
+        # the q part [S, N, Hkv, group, D]; the k and v parts [N, Hkv, S, D]
+        d_q = d_qkv[..., :q_size].unflatten(-1, (kv_heads, group, head_dim))
+        d_kv = d_qkv[..., q_size:].view(steps, n, 2, kv_heads, head_dim).permute(2, 1, 3, 0, 4)
+        dk = dv = None
+        for g in range(group):
+            qg, dog, pg = q[:, :, g].transpose(0, 1), d_out[:, :, g].transpose(0, 1), probs[g]
+            dp = torch.bmm(dog, v.transpose(1, 2))
+            ds = torch._softmax_backward_data(dp.float(), pg.float(), -1, torch.float32).to(dp.dtype).mul_(scale)
+            dk = torch.bmm(ds.transpose(1, 2), qg) if dk is None else dk.baddbmm_(ds.transpose(1, 2), qg)
+            dv = torch.bmm(pg.transpose(1, 2), dog) if dv is None else dv.baddbmm_(pg.transpose(1, 2), dog)
+            _unrotate(torch.bmm(ds, k).view(n, kv_heads, steps, head_dim), cos, sin_back,
+                      d_q[..., g, :].permute(1, 2, 0, 3))
+        dk, dv = dk.view(n, kv_heads, span, head_dim), dv.view(n, kv_heads, span, head_dim)
+        _unrotate(dk[:, :, width:], cos, sin_back, d_kv[0])
+        d_kv[1].copy_(dv[:, :, width:])
         flat = d_qkv.view(-1, d_qkv.shape[-1])
         gh = (flat @ w_qkv).view_as(h) if ctx.needs_input_grad[0] else None
         gw = flat.t() @ h.reshape(-1, h.shape[-1]) if ctx.needs_input_grad[1] else None
-        g_pk = dkeys[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[4] else None
-        g_pv = dvalues[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[5] else None
-        return gh, gw, None, None, g_pk, g_pv, None, None, None
+        g_pk = dk[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[4] else None
+        g_pv = dv[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[5] else None
+        return gh, gw, None, None, g_pk, g_pv, None, None, None, None
+
+
+def _unrotate(grad: torch.Tensor, cos: torch.Tensor, sin_back: torch.Tensor, out: torch.Tensor) -> None:
+    """out = the gradient before rotary of `grad` [N, heads, S, D], the gradient after it:
+    grad cos + roll(grad, -D/2) sin_back (cos, sin_back [N, 1, S, D])."""
+    torch.addcmul(grad * cos, grad.roll(-(grad.shape[-1] // 2), dims=-1), sin_back, out=out)
 
 
 def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, prompt_keys_values,
@@ -143,8 +181,8 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     The decode steps already ran every matmul of this forward pass with these weights
     (`record.fresh(model)`): each linear layer here returns its recorded output and back-propagates
     like the matmul (`_GivenLinear`), and attention reads q and the decode's KV cache from the record
-    (`_GivenAttentionInputs`); the rest (embedding, norms, attention scores and softmax, SiLU gate,
-    residual adds) runs as ordinary autograd ops. `prompt_keys_values`: per layer the (keys, values)
+    (`_GivenAttention`, which also runs the attention itself and its backward); the rest (embedding,
+    norms, SiLU gate, residual adds) runs as ordinary autograd ops. `prompt_keys_values`: per layer the (keys, values)
     [N, Hkv, W, D] (or [U, G, Hkv, W, D], a prompt's broadcast over its G rows) of the rows'
     prompts from a forward pass that autograd tracks, whose values equal the record's prompt part:
     the gradients of the prompt's keys and values go there; `prompt_mask` [N, W] their attention mask;
@@ -165,9 +203,11 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     positions = prompt_lengths[:, None] + torch.arange(s, device=device)
     cos, sin = inner.rotary_emb(x, positions)  # [N, S, D]
     w = prompt_mask.shape[1]
-    bias = torch.zeros((n, 1, s, w + s), dtype=x.dtype, device=device)
+    # the attention's 0 / -inf bias, one [S, W + S] per (row, kv head): batched matmuls add it as they go
+    bias = torch.zeros((n, kv_heads, s, w + s), dtype=x.dtype, device=device)
     bias[..., :w] = torch.where(prompt_mask.bool(), 0.0, float("-inf"))[:, None, None, :]
     bias[..., w:] = torch.full((s, s), float("-inf"), dtype=x.dtype, device=device).triu(1)
+    bias = bias.view(n * kv_heads, s, w + s)
 
     def given(inp, weight, buf):  # buf [S_max, N_all, width] -> this batch's [S, N, width] (a view)
         return _GivenLinear.apply(inp, weight, buf[:s, take])
@@ -187,15 +227,8 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
         attn, mlp = layer.self_attn, layer.mlp
         h = rms_norm(layer.input_layernorm, x)
         w_qkv = torch.cat(qkv_weights(layer))
-        # q [N, heads, S, D]; keys, values [N, Hkv, W + S, D]
-        q, keys, values = _GivenAttentionInputs.apply(h, w_qkv, cos, sin_back, pk, pv, r_q[:s, take],
-                                                      k_buf[take, :, span], v_buf[take, :, span])
-        if kv_heads != heads:
-            keys = keys.repeat_interleave(heads // kv_heads, dim=1)
-            values = values.repeat_interleave(heads // kv_heads, dim=1)
-        scores = torch.matmul(q, keys.transpose(-1, -2)) * head_dim ** -0.5 + bias
-        probs = scores.float().softmax(-1).to(q.dtype)
-        out = torch.matmul(probs, values).permute(2, 0, 1, 3).reshape(s, n, q_size)
+        out = _GivenAttention.apply(h, w_qkv, cos, sin_back, pk, pv, r_q[:s, take], k_buf[take, :, span],
+                                    v_buf[take, :, span], bias)
         x = x + given(out, attn.o_proj.weight, r_o)
         w_gu = torch.cat(gate_up_weights(layer))
         x = x + _GivenMLP.apply(rms_norm(layer.post_attention_layernorm, x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
