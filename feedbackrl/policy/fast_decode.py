@@ -47,8 +47,9 @@ from feedbackrl.policy.shared_prompt import PromptPass, left_pad, unique_rows
 @dataclass
 class DecodeRecord:
     """The matmul outputs of a `LlamaDecoder`'s steps, [step, row, width] each: per layer q after
-    the rotary embedding, the attention output projection, the stacked gate/up projection and the
-    MLP's down projection; and the logits. Per layer also the decode's KV cache, `keys` and
+    the rotary embedding, the residual stream after attention (x + o_proj(...), one GEMM), the
+    stacked gate/up projection and the residual stream after the MLP (x + down(...), one GEMM);
+    and the logits. Per layer also the decode's KV cache, `keys` and
     `values` [row, Hkv, prompt width + steps, D] (the prompt's from position 0, left-padded, then
     the step's k after rotary and v at prompt width + step). `steps` is how many steps ran;
     `versions` the parameters' version counters when they ran (any in-place update of a weight
@@ -365,7 +366,8 @@ class LlamaDecoder:
 
     @staticmethod
     def _record_widths(model) -> tuple[int, int, int, int]:
-        """Widths of a record's per-step tensors: rotated q, attention output, gate/up, down."""
+        """Widths of a record's per-step tensors: rotated q, residual after attention, gate/up,
+        residual after the MLP."""
         cfg, layer = model.config, model.model.layers[0]
         q_size = layer.self_attn.q_proj.weight.shape[0]
         return q_size, cfg.hidden_size, 2 * layer.mlp.gate_proj.weight.shape[0], cfg.hidden_size
@@ -454,9 +456,17 @@ class LlamaDecoder:
         if record[0] is not None:
             def linear(inp, weight, buf):  # the matmul, its output written straight into the record
                 return torch.mm(inp, weight.t(), out=buf[s])
+
+            # x + inp W^T in one GEMM (its beta = 1 adds x), written into the record: a separate
+            # add costs an op and a pass over x per block and step
+            def residual(x, inp, weight, buf):
+                return torch.addmm(x, inp, weight.t(), out=buf[s])
         else:
             def linear(inp, weight, buf):
                 return torch.mm(inp, weight.t())
+
+            def residual(x, inp, weight, buf):
+                return torch.addmm(x, inp, weight.t())
         for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec in zip(self.layers, record):
             r_q, r_o, r_gu, r_down = rec if rec is not None else (None,) * 4
             h = norm1(x)
@@ -479,13 +489,13 @@ class LlamaDecoder:
             scores = torch.add(bias, torch.matmul(q, keys.transpose(-1, -2)), alpha=self.scaling)
             probs = scores.softmax(-1) if self.float32 else scores.float().softmax(-1).to(q.dtype)
             out = torch.matmul(probs, values).view(n, self.q_size)
-            x = x + linear(out, w_o, r_o)
+            x = residual(x, out, w_o, r_o)
             h = norm2(x)
             if self.stacked:
                 gate, up = linear(h, w_gu, r_gu).chunk(2, dim=-1)
             else:
                 gate, up = (F.linear(h, w) for w in w_gu)
-            x = x + linear(F.silu(gate) * up, w_down, r_down)
+            x = residual(x, F.silu(gate) * up, w_down, r_down)
         if self.record is not None:
             return linear(self.final_norm(x), self.model.lm_head.weight, self.record.logits)
         return self.model.lm_head(self.final_norm(x))

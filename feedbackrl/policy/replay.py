@@ -5,7 +5,8 @@ completions, so every matmul of the update's forward pass over them already ran,
 time, in `fast_decode.LlamaDecoder`, which recorded the outputs (`fast_decode.DecodeRecord`), and kept its KV cache.
 `replayed_completion_logits` turns the record into the logits of that forward pass, which autograd
 differentiates without running those matmuls again: each linear layer returns its recorded output
-and back-propagates like the matmul (`_GivenLinear`), attention reads q, keys and values from the
+and back-propagates like the matmul (`_GivenLinear`, and `_GivenResidualLinear` for o_proj, whose
+recorded output has the residual added), attention reads q, keys and values from the
 record, and three blocks have their backward written out, which on a CPU costs less than
 autograd's graph of the same ops (`_GivenAttention`, `_GivenMLP`, and the RMSNorm of
 `fast_decode.rms_norm`). docs/algorithms.md, "Advantages", has the maths and
@@ -38,15 +39,34 @@ class _GivenLinear(torch.autograd.Function):
         return gx, gw, None
 
 
+class _GivenResidualLinear(torch.autograd.Function):
+    """x + inp W^T whose forward value `y` is already known (a decode step computed it with the
+    same weights, in one GEMM with the residual): returns it, and back-propagates like the sum
+    and the matmul would have."""
+
+    @staticmethod
+    def forward(ctx, x, inp, weight, y):
+        ctx.save_for_backward(inp, weight)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inp, weight = ctx.saved_tensors
+        gi = grad @ weight if ctx.needs_input_grad[1] else None
+        gw = grad.reshape(-1, grad.shape[-1]).t() @ inp.reshape(-1, inp.shape[-1]) if ctx.needs_input_grad[2] else None
+        return grad, gi, gw, None
+
+
 # rows per chunk of `_GivenMLP`'s backward: a chunk's [rows, intermediate] tensors then stay in a
 # core's cache instead of going out to memory and back between elementwise ops
 MLP_CHUNK_ROWS = 256
 
 
 class _GivenMLP(torch.autograd.Function):
-    """A Llama MLP block, down(silu(gate(h)) * up(h)) for `h` [S, N, H], whose output and gate/up
-    projection are already known (the decode recorded both, `rec_gu` [S, N, 2I] and `rec_down`
-    [S, N, H]). The forward pass returns the recorded output, so it keeps no [rows, I] activation; the
+    """A Llama MLP block with its residual, x + down(silu(gate(h)) * up(h)) for `h` [S, N, H] (the
+    block's normed input), whose output and gate/up projection are already known (the decode
+    recorded both, `rec_gu` [S, N, 2I] and `rec_out` [S, N, H]). The forward pass returns the
+    recorded output, so it keeps no [rows, I] activation; the
     backward pass recomputes silu(gate) * up from the recorded projection a chunk of rows at a
     time and runs the block's whole backward on that chunk while it is in cache:
         d_act = g W_down,  dW_down = g^T (silu(gate) up),
@@ -56,14 +76,14 @@ class _GivenMLP(torch.autograd.Function):
     a CPU, where they do not fit in cache, those passes cost more than the block's matmuls."""
 
     @staticmethod
-    def forward(ctx, h, w_gu, w_down, rec_gu, rec_down):
+    def forward(ctx, x, h, w_gu, w_down, rec_gu, rec_out):
         ctx.save_for_backward(h, w_gu, w_down, rec_gu)
-        return rec_down.view_as(rec_down)
+        return rec_out.view_as(rec_out)
 
     @staticmethod
     def backward(ctx, grad):
         h, w_gu, w_down, rec_gu = ctx.saved_tensors
-        need_h, need_gu, need_down = ctx.needs_input_grad[:3]
+        need_h, need_gu, need_down = ctx.needs_input_grad[1:4]
         steps, n, two_i = rec_gu.shape
         inter, hidden = two_i // 2, h.shape[-1]
         gh = grad.new_empty((steps, n, hidden)) if need_h else None
@@ -88,7 +108,7 @@ class _GivenMLP(torch.autograd.Function):
                 torch.mm(d_gu, w_gu, out=gh[s0:s1].view(-1, hidden))
             if need_gu:
                 g_gu.addmm_(d_gu.t(), h[s0:s1].reshape(-1, hidden))
-        return gh, g_gu, g_down, None, None
+        return grad, gh, g_gu, g_down, None, None
 
 
 class _GivenAttention(torch.autograd.Function):
@@ -229,8 +249,9 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
         w_qkv = torch.cat(qkv_weights(layer))
         out = _GivenAttention.apply(h, w_qkv, cos, sin_back, pk, pv, r_q[:s, take], k_buf[take, :, span],
                                     v_buf[take, :, span], bias)
-        x = x + given(out, attn.o_proj.weight, r_o)
+        # the decode recorded each block's output with its residual added (one GEMM: `torch.addmm`)
+        x = _GivenResidualLinear.apply(x, out, attn.o_proj.weight, r_o[:s, take])
         w_gu = torch.cat(gate_up_weights(layer))
-        x = x + _GivenMLP.apply(rms_norm(layer.post_attention_layernorm, x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
-                                r_down[:s, take])
+        x = _GivenMLP.apply(x, rms_norm(layer.post_attention_layernorm, x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
+                            r_down[:s, take])
     return given(rms_norm(inner.norm, x), model.lm_head.weight, record.logits).transpose(0, 1)
