@@ -2,13 +2,15 @@
 # feedbackrl vs TRL: GRPO steps per second on the same freshly built tiny model, the same sizes,
 # the same machine, back to back in one run.
 #
-#   [ROUNDS=3] [MODEL=DIR] [OURS_FLAGS="..."] bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 --threads 1 ...]
+#   [ROUNDS=3] [INTERLEAVE=1] [MODEL=DIR] [OURS_FLAGS="..."] bash benchmarks/compare_trl.sh [--prompts 16 --generations 8 --new-tokens 16 --steps 5 --threads 1 ...]
 #
 # Any flags are passed to both benchmarks/grpo_step.py and benchmarks/trl_grpo_step.py;
 # OURS_FLAGS only to grpo_step.py (e.g. --skip-zero-advantage). MODEL: run both on this model
 # directory (e.g. a trained checkpoint) instead of a freshly built tiny model. Each
 # round runs both (alternating which goes first); the last line holds the medians and their ratio.
 # On a small machine shared with other jobs pass --threads 1 (see benchmarks/README.md).
+# INTERLEAVE=1 runs both sides of a round at once, taking turns step by step (benchmarks/baton.py),
+# so that a drift in the machine's speed falls on both alike; each step still runs alone.
 # TRL is not a dependency of feedbackrl: it lives in its own venv, FEEDBACKRL_TRL_VENV
 # (default /tmp/feedbackrl-trl-venv), made on first use. torch is installed there first and
 # pinned by a constraints file, and so is transformers (the project's version, so that both
@@ -73,7 +75,21 @@ run_trl() {
 ROUNDS=${ROUNDS:-3}
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round/$ROUNDS, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  if [ $((round % 2)) = 1 ]; then run_ours "$@"; run_trl "$@"; else run_trl "$@"; run_ours "$@"; fi
+  if [ "${INTERLEAVE:-0}" = 1 ]; then
+    # both at once, taking turns step by step (benchmarks/baton.py); the first turn alternates
+    baton="$LOGS/baton-$round"
+    mkdir -p "$baton"
+    if [ $((round % 2)) = 1 ]; then echo -n ours > "$baton/turn"; else echo -n trl > "$baton/turn"; fi
+    run_ours --baton "$baton" --baton-name ours "$@" > "$LOGS/ours-round.out" 2>&1 &
+    ours_pid=$!
+    run_trl --baton "$baton" --baton-name trl "$@" > "$LOGS/trl-round.out" 2>&1 &
+    trl_pid=$!
+    status=0
+    wait "$ours_pid" || status=$?
+    wait "$trl_pid" || status=$?
+    cat "$LOGS/ours-round.out" "$LOGS/trl-round.out"
+    [ "$status" = 0 ] || { echo "compare_trl.sh: a benchmark failed in round $round" >&2; exit 1; }
+  elif [ $((round % 2)) = 1 ]; then run_ours "$@"; run_trl "$@"; else run_trl "$@"; run_ours "$@"; fi
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$LOGS/ours.txt" "$LOGS/trl.txt" <<'EOF_PY'

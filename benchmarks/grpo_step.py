@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> float:
                     help="A/B in one process: the replay of the sampling pass on in even steps, off in odd ones; "
                          "prints the medians of each (the headline figure is then over both)")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    ap.add_argument("--baton", metavar="DIR", help="take turns step by step with another benchmark sharing DIR "
+                    "(compare_trl.sh INTERLEAVE=1; benchmarks/baton.py)")
+    ap.add_argument("--baton-name", choices=["ours", "trl"], default="ours")
     args = ap.parse_args(argv)
 
     if args.build_model:
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> float:
 
     import torch
 
+    from baton import from_args
     from feedbackrl.policy.model import Policy
     from feedbackrl.tasks.arithmetic import ArithmeticTask
     from feedbackrl.train.online import OnlineTrainer
@@ -145,8 +149,11 @@ def main(argv: list[str] | None = None) -> float:
 
         profiler = cProfile.Profile() if args.profile else None
         rows = []
+        baton = from_args(args.baton, args.baton_name)
         for i in range(args.warmup + args.steps):
             timed = i >= args.warmup
+            if baton is not None:
+                baton.acquire()
             if profiler is not None and timed:
                 profiler.enable()
             if args.alternate_replay:
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> float:
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t0
+            if baton is not None:
+                baton.release()
             if profiler is not None and timed:
                 profiler.disable()
             tokens = m["completion_tokens/mean"] * n
@@ -169,6 +178,8 @@ def main(argv: list[str] | None = None) -> float:
                              "update": m["time/update_s"], "tokens": tokens, "length": m["completion_tokens/mean"],
                              "replayed": m.get("update/replayed", 0.0)})
 
+    if baton is not None:
+        baton.finish()
     # what train_step does outside generate/score/update (collate, advantages) is "other"
     for r in rows:
         r["other"] = r["step"] - r["generate"] - r["score"] - r["update"]

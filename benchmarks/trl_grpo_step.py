@@ -50,7 +50,8 @@ def exact_answer(prompts, completions, answer, **kwargs) -> list[float]:
 class StepTimer(TrainerCallback):
     """Wall time of each optimizer step, of the generation inside it, and the metrics TRL logs for it."""
 
-    def __init__(self):
+    def __init__(self, baton=None):
+        self.baton = baton
         self.begin: float | None = None
         self.durations: list[float] = []
         self.generate: list[float] = []
@@ -58,12 +59,16 @@ class StepTimer(TrainerCallback):
         self.logs: list[dict] = []
 
     def on_step_begin(self, args, state, control, **kwargs):
+        if self.baton is not None:
+            self.baton.acquire()
         self.begin = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.perf_counter()
         self.durations.append(now - self.begin)
         self.ends.append(now)
+        if self.baton is not None:
+            self.baton.release()
 
     def wrap_generate(self, trainer: GRPOTrainer) -> None:
         """Time `GRPOTrainer._generate` (tokenise prompts, `model.generate`, decode): the part that
@@ -97,6 +102,9 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    ap.add_argument("--baton", metavar="DIR", help="take turns step by step with grpo_step.py sharing DIR "
+                    "(compare_trl.sh INTERLEAVE=1; benchmarks/baton.py)")
+    ap.add_argument("--baton-name", choices=["ours", "trl"], default="trl")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
@@ -155,7 +163,9 @@ def main(argv: list[str] | None = None) -> float:
             log_completions=False,
             dataloader_num_workers=0,
         )
-        timer = StepTimer()
+        from baton import from_args
+
+        timer = StepTimer(from_args(args.baton, args.baton_name))
         trainer = GRPOTrainer(model=model, reward_funcs=[exact_answer], args=config, train_dataset=dataset,
                               processing_class=tokenizer, callbacks=[timer])
         trainer.remove_callback(PrinterCallback)
@@ -167,7 +177,11 @@ def main(argv: list[str] | None = None) -> float:
         print(f"TRL {trl.__version__} GRPO step: model {args.model} ({sum(p.numel() for p in model.parameters()):,} "
               f"params), {args.prompts} prompts x {args.generations} generations = {n} samples, {args.new_tokens} new "
               f"tokens, temperature {args.temperature}, top_p {args.top_p}, torch threads {torch.get_num_threads()}")
-        trainer.train()
+        try:
+            trainer.train()
+        finally:
+            if timer.baton is not None:
+                timer.baton.finish()
 
     if len(timer.durations) != total_steps:
         raise SystemExit(f"expected {total_steps} optimizer steps, TRL ran {len(timer.durations)}")
