@@ -14,7 +14,9 @@ def test_an_adamw_step_bumps_the_version_counters_a_decode_record_relies_on():
     that is how a decode's record tells that the weights it ran with have changed
     (policy/fast_decode.py, DecodeRecord.fresh). The fused kernel does not bump them (torch 2.13),
     and on the arithmetic config it also moved the SFT warm start into a worse basin (loss 0.49 vs
-    0.16 after 1000 steps, so RL from it did not learn): it is not used."""
+    0.16 after 1000 steps, so RL from it did not learn; again with 1500 steps on a 2-core EPYC,
+    2026-12-05: the shipped GRPO config went 0.33 -> 0.255): it is not used, though it would take
+    ~2 ms off a GRPO step (benchmarks/README.md)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     optimizer, _ = build_optimizer(model, lr=0.1, weight_decay=0.01)
