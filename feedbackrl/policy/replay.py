@@ -201,8 +201,9 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     The decode steps already ran every matmul of this forward pass with these weights
     (`record.fresh(model)`): each linear layer here returns its recorded output and back-propagates
     like the matmul (`_GivenLinear`), and attention reads q and the decode's KV cache from the record
-    (`_GivenAttention`, which also runs the attention itself and its backward); the rest (embedding,
-    norms, SiLU gate, residual adds) runs as ordinary autograd ops. `prompt_keys_values`: per layer the (keys, values)
+    (`_GivenAttention`, which also runs the attention itself and its backward); the residual adds
+    are in the recorded outputs (`_GivenResidualLinear`, `_GivenMLP`), and the rest (embedding,
+    norms) runs as ordinary autograd ops. `prompt_keys_values`: per layer the (keys, values)
     [N, Hkv, W, D] (or [U, G, Hkv, W, D], a prompt's broadcast over its G rows) of the rows'
     prompts from a forward pass that autograd tracks, whose values equal the record's prompt part:
     the gradients of the prompt's keys and values go there; `prompt_mask` [N, W] their attention mask;
