@@ -5,8 +5,8 @@ completions, so every matmul of the update's forward pass over them already ran,
 time, in `fast_decode.LlamaDecoder`, which recorded the outputs (`fast_decode.DecodeRecord`), and kept its KV cache.
 `replayed_completion_logits` turns the record into the logits of that forward pass, which autograd
 differentiates without running those matmuls again: each linear layer returns its recorded output
-and back-propagates like the matmul (`_GivenLinear`, and `_GivenResidualLinear` for o_proj, whose
-recorded output has the residual added), attention reads q, keys and values from the
+and back-propagates like the matmul (`_GivenLinear`; o_proj's recorded output has the residual
+added), attention reads q, keys and values from the
 record, and three blocks have their backward written out, which on a CPU costs less than
 autograd's graph of the same ops (`_GivenAttention`, `_GivenMLP`, and the RMSNorm of
 `fast_decode.rms_norm`). docs/algorithms.md, "Advantages", has the maths and
@@ -23,11 +23,12 @@ from feedbackrl.policy.fast_decode import (DecodeRecord, gate_up_weights, head_s
 
 
 class _GivenLinear(torch.autograd.Function):
-    """y = x W^T whose forward value `y` is already known (a decode step computed it with the
-    same weights): returns it, and back-propagates like the matmul would have."""
+    """y = x W^T, or y = residual + x W^T, whose forward value `y` is already known (a decode
+    step computed it with the same weights, the residual added in the same GEMM): returns it, and
+    back-propagates like the matmul (and the sum) would have."""
 
     @staticmethod
-    def forward(ctx, x, weight, y):
+    def forward(ctx, x, weight, y, residual=None):
         ctx.save_for_backward(x, weight)
         return y.view_as(y)
 
@@ -36,25 +37,8 @@ class _GivenLinear(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         gx = grad @ weight if ctx.needs_input_grad[0] else None
         gw = grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
-        return gx, gw, None
-
-
-class _GivenResidualLinear(torch.autograd.Function):
-    """x + inp W^T whose forward value `y` is already known (a decode step computed it with the
-    same weights, in one GEMM with the residual): returns it, and back-propagates like the sum
-    and the matmul would have."""
-
-    @staticmethod
-    def forward(ctx, x, inp, weight, y):
-        ctx.save_for_backward(inp, weight)
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx, grad):
-        inp, weight = ctx.saved_tensors
-        gi = grad @ weight if ctx.needs_input_grad[1] else None
-        gw = grad.reshape(-1, grad.shape[-1]).t() @ inp.reshape(-1, inp.shape[-1]) if ctx.needs_input_grad[2] else None
-        return grad, gi, gw, None
+        residual = len(ctx.needs_input_grad) > 3 and ctx.needs_input_grad[3]
+        return (gx, gw, None, grad) if residual else (gx, gw, None)
 
 
 # rows per chunk of `_GivenMLP`'s backward: a chunk's [rows, intermediate] tensors then stay in a
@@ -202,7 +186,7 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     (`record.fresh(model)`): each linear layer here returns its recorded output and back-propagates
     like the matmul (`_GivenLinear`), and attention reads q and the decode's KV cache from the record
     (`_GivenAttention`, which also runs the attention itself and its backward); the residual adds
-    are in the recorded outputs (`_GivenResidualLinear`, `_GivenMLP`), and the rest (embedding,
+    are in the recorded outputs (o_proj's `_GivenLinear`, `_GivenMLP`), and the rest (embedding,
     norms) runs as ordinary autograd ops. `prompt_keys_values`: per layer the (keys, values)
     [N, Hkv, W, D] (or [U, G, Hkv, W, D], a prompt's broadcast over its G rows) of the rows'
     prompts from a forward pass that autograd tracks, whose values equal the record's prompt part:
@@ -251,7 +235,7 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
         out = _GivenAttention.apply(h, w_qkv, cos, sin_back, pk, pv, r_q[:s, take], k_buf[take, :, span],
                                     v_buf[take, :, span], bias)
         # the decode recorded each block's output with its residual added (one GEMM: `torch.addmm`)
-        x = _GivenResidualLinear.apply(x, out, attn.o_proj.weight, r_o[:s, take])
+        x = _GivenLinear.apply(out, attn.o_proj.weight, r_o[:s, take], x)
         w_gu = torch.cat(gate_up_weights(layer))
         x = _GivenMLP.apply(x, rms_norm(layer.post_attention_layernorm, x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
                             r_down[:s, take])
