@@ -468,7 +468,8 @@ class LlamaDecoder:
             def residual(x, inp, weight, buf):
                 return torch.addmm(x, inp, weight.t())
         for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec in zip(self.layers, record):
-            r_q, r_o, r_gu, r_down = rec if rec is not None else (None,) * 4
+            # the record's q, residual stream after attention, gate/up, residual stream after the MLP
+            r_q, r_attn, r_gu, r_mlp = rec if rec is not None else (None,) * 4
             h = norm1(x)
             if self.stacked:  # [N, (H + 2 Hkv) D]
                 qkv = torch.mm(h, w_qkv.t())
@@ -489,13 +490,13 @@ class LlamaDecoder:
             scores = torch.add(bias, torch.matmul(q, keys.transpose(-1, -2)), alpha=self.scaling)
             probs = scores.softmax(-1) if self.float32 else scores.float().softmax(-1).to(q.dtype)
             out = torch.matmul(probs, values).view(n, self.q_size)
-            x = residual(x, out, w_o, r_o)
+            x = residual(x, out, w_o, r_attn)
             h = norm2(x)
             if self.stacked:
                 gate, up = linear(h, w_gu, r_gu).chunk(2, dim=-1)
             else:
                 gate, up = (F.linear(h, w) for w in w_gu)
-            x = residual(x, F.silu(gate) * up, w_down, r_down)
+            x = residual(x, F.silu(gate) * up, w_down, r_mlp)
         if self.record is not None:
             return linear(self.final_norm(x), self.model.lm_head.weight, self.record.logits)
         return self.model.lm_head(self.final_norm(x))

@@ -195,8 +195,7 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     lengths (the first completion token's position). The causal mask is plain: a row's keys after
     its EOS are only read by queries whose logits predict padding, which carry no gradient."""
     inner, cfg = model.model, model.config
-    heads, kv_heads, head_dim = head_sizes(cfg)
-    q_size = heads * head_dim
+    _, kv_heads, head_dim = head_sizes(cfg)
     n, s = completion_ids.shape
     device = completion_ids.device
     # rows in order and adjacent (a whole batch): a view of the record, not a gathered copy
@@ -214,8 +213,8 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     bias[..., w:] = torch.full((s, s), float("-inf"), dtype=x.dtype, device=device).triu(1)
     bias = bias.view(n * kv_heads, s, w + s)
 
-    def given(inp, weight, buf):  # buf [S_max, N_all, width] -> this batch's [S, N, width] (a view)
-        return _GivenLinear.apply(inp, weight, buf[:s, take])
+    def given(inp, weight, buf, *residual):  # buf [S_max, N_all, width] -> this batch's [S, N, width] (a view)
+        return _GivenLinear.apply(inp, weight, buf[:s, take], *residual)
 
     # the decode's cache holds its prompts left-padded to its widest, then the steps: these rows'
     # prompts (left-padded to their own widest, w) end where the decode's do, at `first`
@@ -228,15 +227,15 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     # undone in the backward pass with cos and roll(sin, -D/2), [N, 1, S, D]: broadcast over heads
     cos, sin_back = cos[:, None], (sin * rope_sign(head_dim, sin)).roll(-(head_dim // 2), dims=-1)[:, None]
     layers = zip(inner.layers, record.layers, record.keys, record.values, prompt_keys_values)
-    for layer, (r_q, r_o, r_gu, r_down), k_buf, v_buf, (pk, pv) in layers:
+    for layer, (r_q, r_attn, r_gu, r_mlp), k_buf, v_buf, (pk, pv) in layers:
         attn, mlp = layer.self_attn, layer.mlp
         h = rms_norm(layer.input_layernorm, x)
         w_qkv = torch.cat(qkv_weights(layer))
         out = _GivenAttention.apply(h, w_qkv, cos, sin_back, pk, pv, r_q[:s, take], k_buf[take, :, span],
                                     v_buf[take, :, span], bias)
         # the decode recorded each block's output with its residual added (one GEMM: `torch.addmm`)
-        x = _GivenLinear.apply(out, attn.o_proj.weight, r_o[:s, take], x)
+        x = given(out, attn.o_proj.weight, r_attn, x)
         w_gu = torch.cat(gate_up_weights(layer))
         x = _GivenMLP.apply(x, rms_norm(layer.post_attention_layernorm, x), w_gu, mlp.down_proj.weight, r_gu[:s, take],
-                            r_down[:s, take])
+                            r_mlp[:s, take])
     return given(rms_norm(inner.norm, x), model.lm_head.weight, record.logits).transpose(0, 1)
