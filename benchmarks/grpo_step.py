@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/grpo_step.py [--model DIR] --prompts 16 --generations 8 --new-tokens 16
         [--steps 5 --warmup 1 --temperature 1.0 --top-p 1.0 --seed 0 --threads N --profile]
-        [--no-fast-decode --no-reuse-sampling-pass --skip-zero-advantage]
+        [--no-fast-decode --no-reuse-sampling-pass --skip-zero-advantage] [--breakdown]
 
 Times `OnlineTrainer.train_step` (generate -> score -> advantages -> update), the real loop, not a
 re-implementation of it, and splits each step into generation, scoring and update. One update
@@ -16,6 +16,10 @@ which measures the skip, not the step TRL runs. It is off here unless `--skip-ze
 (its effect on a real run: benchmarks/README.md). The update's replay of the sampling pass
 (`algo.reuse_sampling_pass`: the same gradient from a backward pass only) is on, as in every run;
 `--no-reuse-sampling-pass` turns it off.
+
+`--breakdown` also times the step's parts in place (prompt pass, decode steps, the update's
+replayed forward, each hand-written backward, clipping, optimizer: `step_parts.py`) and prints
+their medians.
 
 The last line is `samples_per_s=X`: prompts x generations / median step seconds.
 `--build-model DIR` only builds the tiny model (arithmetic corpus) into DIR, for compare_trl.sh.
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--alternate-replay", action="store_true",
                     help="A/B in one process: the replay of the sampling pass on in even steps, off in odd ones; "
                          "prints the medians of each (the headline figure is then over both)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="time the step's parts in place (benchmarks/step_parts.py) and print their medians")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     ap.add_argument("--baton", metavar="DIR", help="take turns step by step with another benchmark sharing DIR "
                     "(compare_trl.sh INTERLEAVE=1; benchmarks/baton.py)")
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> float:
     import torch
 
     from baton import from_args
+    from step_parts import StepParts
     from feedbackrl.policy.model import Policy
     from feedbackrl.tasks.arithmetic import ArithmeticTask
     from feedbackrl.train.online import OnlineTrainer
@@ -148,35 +155,45 @@ def main(argv: list[str] | None = None) -> float:
               f"sampling-pass replay {'on' if cfg.algo.reuse_sampling_pass else 'off'}")
 
         profiler = cProfile.Profile() if args.profile else None
+        parts = StepParts().install(trainer.optimizer) if args.breakdown else None
         rows = []
         baton = from_args(args.baton, args.baton_name)
-        for i in range(args.warmup + args.steps):
-            timed = i >= args.warmup
-            if baton is not None:
-                baton.acquire()
-            if profiler is not None and timed:
-                profiler.enable()
-            if args.alternate_replay:
-                trainer.cfg.algo.reuse_sampling_pass = i % 2 == 0
-            t0 = time.perf_counter()
-            m = trainer.train_step()
-            trainer.step += 1
-            trainer.scheduler.step()
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            wall = time.perf_counter() - t0
-            if baton is not None:
-                baton.release()
-            if profiler is not None and timed:
-                profiler.disable()
-            tokens = m["completion_tokens/mean"] * n
-            print(f"step {i + 1}{'' if timed else ' (warm-up)'}: {wall:.3f} s  generate {m['time/generate_s']:.3f}  "
-                  f"score {m['time/score_s']:.4f}  update {m['time/update_s']:.3f}  "
-                  f"completion {m['completion_tokens/mean']:.2f} tokens  reward {m['reward/mean']:.3f}")
-            if timed:
-                rows.append({"step": wall, "generate": m["time/generate_s"], "score": m["time/score_s"],
-                             "update": m["time/update_s"], "tokens": tokens, "length": m["completion_tokens/mean"],
-                             "replayed": m.get("update/replayed", 0.0)})
+        try:
+            for i in range(args.warmup + args.steps):
+                timed = i >= args.warmup
+                if baton is not None:
+                    baton.acquire()
+                if profiler is not None and timed:
+                    profiler.enable()
+                if args.alternate_replay:
+                    trainer.cfg.algo.reuse_sampling_pass = i % 2 == 0
+                t0 = time.perf_counter()
+                m = trainer.train_step()
+                trainer.step += 1
+                trainer.scheduler.step()
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                wall = time.perf_counter() - t0
+                if baton is not None:
+                    baton.release()
+                if profiler is not None and timed:
+                    profiler.disable()
+                tokens = m["completion_tokens/mean"] * n
+                print(f"step {i + 1}{'' if timed else ' (warm-up)'}: {wall:.3f} s  generate {m['time/generate_s']:.3f}  "
+                      f"score {m['time/score_s']:.4f}  update {m['time/update_s']:.3f}  "
+                      f"completion {m['completion_tokens/mean']:.2f} tokens  reward {m['reward/mean']:.3f}")
+                if timed:
+                    rows.append({"step": wall, "generate": m["time/generate_s"], "score": m["time/score_s"],
+                                 "update": m["time/update_s"], "tokens": tokens, "length": m["completion_tokens/mean"],
+                                 "replayed": m.get("update/replayed", 0.0)})
+                if parts is not None:
+                    if timed:
+                        parts.end_step({"generate": m["time/generate_s"], "update": m["time/update_s"]})
+                    else:
+                        parts.discard_step()
+        finally:
+            if parts is not None:
+                parts.uninstall()
 
     if baton is not None:
         baton.finish()
@@ -206,6 +223,8 @@ def main(argv: list[str] | None = None) -> float:
         out.write("\n")
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
         print(out.getvalue())
+    if parts is not None:
+        print(parts.report())
     print(f"samples_per_s={samples_per_s:.2f}")
     return samples_per_s
 
