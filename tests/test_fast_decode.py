@@ -20,20 +20,15 @@ def _llama(**overrides):
     return LlamaForCausalLM(LlamaConfig(**settings)).eval()
 
 
-@pytest.mark.parametrize("kv_heads,tied,stacked,steps,whole", [
-    (2, False, True, 5, True), (4, True, True, 5, True), (2, True, False, 5, True), (2, False, True, 14, True),
-    (2, False, True, 5, False), (4, True, True, 14, False)])
-def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied, stacked, steps, whole, monkeypatch):
+@pytest.mark.parametrize("kv_heads,tied,stacked,steps", [(2, False, True, 5), (4, True, True, 5), (2, True, False, 5),
+                                                        (2, False, True, 14)])
+def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied, stacked, steps, monkeypatch):
     """Grouped-query and plain heads, tied and untied LM head, weights stacked or not (a large
     model's); prompts of different lengths (left padding), a prompt shared by two rows, and a row
     that finishes early: at every step the decoder's logits of every live row equal the model's
     forward over prompt + tokens so far, with no cache (a finished row's logits are never read).
-    `whole`: every step attends over the whole preallocated cache (`FULL_SPAN`), positions not yet
-    written being zero and masked; else over the positions written so far, where 5 steps keep the
-    cache under `SHORT_ROW` positions (every step reads all of it) and 14 make it longer, so that
-    only the first steps read positions not yet written."""
-    if not whole:
-        monkeypatch.setattr("feedbackrl.policy.fast_decode.FULL_SPAN", 0)
+    5 steps keep the cache under `SHORT_ROW` positions (every step reads all of it); 14 make it
+    longer, so that the first steps read positions not yet written (zero, masked)."""
     if not stacked:
         monkeypatch.setattr("feedbackrl.policy.fast_decode.STACK_LIMIT_BYTES", 0)
     model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
@@ -167,22 +162,17 @@ def _assert_same_grads(got, want):
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5 * scale, msg=k)
 
 
-@pytest.mark.parametrize("kv_heads,tied,chunk_rows,whole", [(2, False, 256, True), (4, True, 8, True), (2, True, 4, True),
-                                                             (2, False, 256, False), (4, True, 8, False)])
-def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_heads, tied, chunk_rows, whole,
-                                                                           monkeypatch):
+@pytest.mark.parametrize("kv_heads,tied,chunk_rows", [(2, False, 256), (4, True, 8), (2, True, 4)])
+def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_heads, tied, chunk_rows, monkeypatch):
     """Rows of different prompt lengths (left padding), a shared prompt, a row stopped by EOS
     after two tokens: the logits replayed from the decode's record equal a plain forward pass over
     prompt + completion (no cache) at every position that predicts a completion token, and a loss
     over the log-probs back-propagates to the same gradient of every weight. The MLP's backward
     runs over the 5 replayed steps x 4 rows in one chunk, in chunks of 2, 2 and 1 steps, or step by
-    step. `whole`: the decode attended over its whole cache and recorded its attention weights and
-    output, which the replay reads; else the replay runs the attention itself."""
+    step."""
     from feedbackrl.policy.replay import replayed_completion_logits
 
     monkeypatch.setattr("feedbackrl.policy.replay.MLP_CHUNK_ROWS", chunk_rows)
-    if not whole:
-        monkeypatch.setattr("feedbackrl.policy.fast_decode.FULL_SPAN", 0)
     model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
     prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
 
@@ -193,7 +183,6 @@ def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_hea
                         constraint=eos_early, keep_record=True)
     record, tokens = out.record, out.tokens.clone()  # a clone: sampling's tensors are inference-mode ones
     assert record is not None and record.steps == tokens.shape[1] - 1 and out.lengths[3] == 3
-    assert len(record.probs) == (2 if whole else 0)
     n, t = tokens.shape
     mask = (torch.arange(t) < out.lengths[:, None]).float()
     weights = torch.randn(n, t, generator=torch.Generator().manual_seed(1)) * mask

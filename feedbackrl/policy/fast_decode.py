@@ -51,18 +51,14 @@ class DecodeRecord:
     stacked gate/up projection and the residual stream after the MLP (x + down(...), one GEMM);
     and the logits. Per layer also the decode's KV cache, `keys` and
     `values` [row, Hkv, prompt width + steps, D] (the prompt's from position 0, left-padded, then
-    the step's k after rotary and v at prompt width + step), and where the decode attended over its
-    whole cache (`FULL_SPAN`) its attention: `probs` [row, Hkv, group, step, prompt width + steps],
-    the weights of each step's query over every cache position (exactly 0 at masked ones), and in
-    `layers` the attention's output before o_proj. `steps` is how many steps ran;
+    the step's k after rotary and v at prompt width + step). `steps` is how many steps ran;
     `versions` the parameters' version counters when they ran (any in-place update of a weight
     changes one)."""
 
-    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+    layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
     logits: torch.Tensor
     keys: list[torch.Tensor] | None = None
     values: list[torch.Tensor] | None = None
-    probs: list[torch.Tensor] | None = None  # empty where the decode did not attend whole rows
     steps: int = 0
     versions: tuple[int, ...] = ()
     tokens: torch.Tensor | None = None  # [row, step] the sampled tokens (step s fed token s)
@@ -166,17 +162,6 @@ def decode_norm(module):
 # therefore attends over at least this many key positions (the ones past the current token are
 # zero and masked), and `softmax` pads shorter rows with -inf. benchmarks/README.md has the timings.
 SHORT_ROW = 16
-# A decode whose KV cache (prompt plus new tokens) has at most this many positions attends over
-# the whole preallocated cache at every step, the positions not yet written being zero keys and
-# values masked by -inf (exactly 0 in the softmax), rather than over the positions written so far.
-# The batched matmuls then stream through one contiguous buffer instead of N x Hkv blocks with gaps
-# between them: on a CPU, timed in place, 5.4 + 4.3 ms for q k^T and p v against 11.7 + 11.2 ms
-# over the 15 steps of the benchmark's decode (128 rows, 4 layers, 27 positions; benchmarks/README.md,
-# "2026-12-06"). Each step's
-# attention weights then fill a whole row, which the record keeps (`DecodeRecord.probs`). A longer
-# cache (a long generation) attends over the positions written so far, as the whole cache would
-# have each step read up to all of it for a few written positions (not measured at such sizes).
-FULL_SPAN = 128
 
 
 def softmax(x: torch.Tensor) -> torch.Tensor:
@@ -338,7 +323,7 @@ class LlamaDecoder:
             qkv, gate_up = qkv_weights(layer), gate_up_weights(layer)
             keys, values = cache.layers[i].keys, cache.layers[i].values  # [N, Hkv, W, D] or [U, G, Hkv, W, D]
             n, width = attention_mask.shape[0], keys.shape[-2]
-            # zeros: the attention reads positions not yet written (`FULL_SPAN`, `SHORT_ROW`), masked by -inf.
+            # zeros: the attention may read positions not yet written (`SHORT_ROW`), masked by -inf.
             # A record keeps them, so they are made outside inference mode, for autograd to read.
             with torch.inference_mode(self.record is None), torch.no_grad():
                 k_buf = keys.new_zeros((n, self.kv_heads, width + max_new_tokens, self.head_dim))
@@ -348,11 +333,6 @@ class LlamaDecoder:
             if self.record is not None:
                 self.record.keys.append(k_buf)
                 self.record.values.append(v_buf)
-                if width + max_new_tokens <= FULL_SPAN:
-                    # every step writes its row whole (`step`), so no zeros are needed
-                    with torch.inference_mode(False), torch.no_grad():
-                        self.record.probs.append(keys.new_empty(
-                            (n, self.kv_heads, self.heads // self.kv_heads, max_new_tokens, width + max_new_tokens)))
             self.layers.append((
                 decode_norm(layer.input_layernorm), decode_norm(layer.post_attention_layernorm),
                 torch.cat(qkv) if self.stacked else qkv,
@@ -385,12 +365,12 @@ class LlamaDecoder:
         self.steps = 0
 
     @staticmethod
-    def _record_widths(model) -> tuple[int, int, int, int, int]:
-        """Widths of a record's per-step tensors: rotated q, the attention's output before o_proj,
-        residual after attention, gate/up, residual after the MLP."""
+    def _record_widths(model) -> tuple[int, int, int, int]:
+        """Widths of a record's per-step tensors: rotated q, residual after attention, gate/up,
+        residual after the MLP."""
         cfg, layer = model.config, model.model.layers[0]
         q_size = layer.self_attn.q_proj.weight.shape[0]
-        return q_size, q_size, cfg.hidden_size, 2 * layer.mlp.gate_proj.weight.shape[0], cfg.hidden_size
+        return q_size, cfg.hidden_size, 2 * layer.mlp.gate_proj.weight.shape[0], cfg.hidden_size
 
     @staticmethod
     def stacks(model) -> bool:
@@ -406,10 +386,8 @@ class LlamaDecoder:
             return False
         inner = model.model
         kv_size = inner.layers[0].self_attn.k_proj.weight.shape[0]
-        span = prompt_width + max_new_tokens
-        cache = 2 * rows * kv_size * span
-        probs = rows * model.config.num_attention_heads * max_new_tokens * span if span <= FULL_SPAN else 0
-        per_layer = rows * max_new_tokens * sum(LlamaDecoder._record_widths(model)) + cache + probs
+        cache = 2 * rows * kv_size * (prompt_width + max_new_tokens)
+        per_layer = rows * max_new_tokens * sum(LlamaDecoder._record_widths(model)) + cache
         values = len(inner.layers) * per_layer + rows * max_new_tokens * model.lm_head.weight.shape[0]
         return values * next(model.parameters()).element_size() <= RECORD_LIMIT_BYTES
 
@@ -430,17 +408,17 @@ class LlamaDecoder:
         old = record if isinstance(record, DecodeRecord) else None
         if old is not None:
             # its memory is about to hold this decode's outputs
-            old.tokens = old.prompts = old.prompt_pass = old.keys = old.values = old.probs = None
+            old.tokens = old.prompts = old.prompt_pass = old.keys = old.values = None
             if (old.logits.shape == (max_new_tokens, n, vocab) and old.logits.dtype == dtype
                     and old.logits.device == device and len(old.layers) == len(inner.layers)
                     and len(old.layers[0]) == len(widths)
                     and all(t.shape[-1] == w for t, w in zip(old.layers[0], widths))):
-                return DecodeRecord(layers=old.layers, logits=old.logits, keys=[], values=[], probs=[])
+                return DecodeRecord(layers=old.layers, logits=old.logits, keys=[], values=[])
         with torch.inference_mode(False), torch.no_grad():
             return DecodeRecord(
                 layers=[tuple(torch.empty((max_new_tokens, n, w), dtype=dtype, device=device) for w in widths)
                         for _ in inner.layers],
-                logits=torch.empty((max_new_tokens, n, vocab), dtype=dtype, device=device), keys=[], values=[], probs=[],
+                logits=torch.empty((max_new_tokens, n, vocab), dtype=dtype, device=device), keys=[], values=[],
             )
 
     def _rope_table(self, size: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -466,10 +444,8 @@ class LlamaDecoder:
         t, s = self.length, self.steps
         torch.where(attend, self.attend_values[0], self.attend_values[1], out=self.bias[:, t])
         self.length, self.steps = t + 1, s + 1
-        # the whole cache where it is short (`FULL_SPAN`), else keys 0..t, and on to SHORT_ROW where
-        # fewer (zero keys, masked: -inf in `bias` until written)
-        whole = self.bias.shape[1]
-        span = whole if whole <= FULL_SPAN else min(max(t + 1, SHORT_ROW), whole)
+        # keys 0..t, and on to SHORT_ROW where fewer (zero keys, masked: -inf in `bias` until written)
+        span = min(max(t + 1, SHORT_ROW), self.bias.shape[1])
         bias = self.bias[:, None, None, :span]
         x = self.embed(tokens)  # [N, H]
         n, rep, d = x.shape[0], self.heads // self.kv_heads, self.head_dim
@@ -477,7 +453,6 @@ class LlamaDecoder:
         # the model's own rotary embedding, written out over the q and k heads once for all layers
         cos, sin = (r.expand(-1, qk_heads, -1).contiguous() for r in self._rope(positions, x))  # [N, H + Hkv, D]
         record = self.record.layers if self.record is not None else [None] * len(self.layers)
-        probs_record = self.record.probs if self.record is not None and self.record.probs else [None] * len(self.layers)
         if record[0] is not None:
             def linear(inp, weight, buf):  # the matmul, its output written straight into the record
                 return torch.mm(inp, weight.t(), out=buf[s])
@@ -492,11 +467,9 @@ class LlamaDecoder:
 
             def residual(x, inp, weight, buf):
                 return torch.addmm(x, inp, weight.t())
-        for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec, r_probs in zip(self.layers, record,
-                                                                                       probs_record):
-            # the record's q, attention output, residual stream after attention, gate/up, residual
-            # stream after the MLP
-            r_q, r_out, r_attn, r_gu, r_mlp = rec if rec is not None else (None,) * 5
+        for (norm1, norm2, w_qkv, w_o, w_gu, w_down, k_buf, v_buf), rec in zip(self.layers, record):
+            # the record's q, residual stream after attention, gate/up, residual stream after the MLP
+            r_q, r_attn, r_gu, r_mlp = rec if rec is not None else (None,) * 4
             h = norm1(x)
             if self.stacked:  # [N, (H + 2 Hkv) D]
                 qkv = torch.mm(h, w_qkv.t())
@@ -516,11 +489,7 @@ class LlamaDecoder:
             # bias + scaling * (q k^T) in one pass: bias is 0 or -inf, so the same as scaling then adding
             scores = torch.add(bias, torch.matmul(q, keys.transpose(-1, -2)), alpha=self.scaling)
             probs = scores.softmax(-1) if self.float32 else scores.float().softmax(-1).to(q.dtype)
-            if r_probs is not None:  # a whole row each: [N, Hkv, rep, span] at step s
-                r_probs[:, :, :, s] = probs
-                out = torch.matmul(probs, values, out=r_out[s].view(n, self.kv_heads, rep, d)).view(n, self.q_size)
-            else:
-                out = torch.matmul(probs, values).view(n, self.q_size)
+            out = torch.matmul(probs, values).view(n, self.q_size)
             x = residual(x, out, w_o, r_attn)
             h = norm2(x)
             if self.stacked:

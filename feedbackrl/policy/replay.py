@@ -6,8 +6,8 @@ time, in `fast_decode.LlamaDecoder`, which recorded the outputs (`fast_decode.De
 `replayed_completion_logits` turns the record into the logits of that forward pass, which autograd
 differentiates without running those matmuls again: each linear layer returns its recorded output
 and back-propagates like the matmul (`_GivenLinear`; o_proj's recorded output has the residual
-added), attention returns its recorded output and keeps its recorded weights (or, for a decode that
-kept none, reads q, keys and values from the record and attends), and three blocks have their backward written out, which on a CPU costs less than
+added), attention reads q, keys and values from the
+record, and three blocks have their backward written out, which on a CPU costs less than
 autograd's graph of the same ops (`_GivenAttention`, `_GivenMLP`, and the RMSNorm of
 `fast_decode.rms_norm`). docs/algorithms.md, "Advantages", has the maths and
 the conditions under which the replay is exact.
@@ -100,13 +100,10 @@ class _GivenAttention(torch.autograd.Function):
     prompt and the completion's tokens, whose q, keys and values are all already known: the decode
     recorded q after the rotary embedding, `rec_q` [S, N, heads D], and kept its KV cache,
     `keys`/`values` [N, Hkv, W + S, D] (the prompt's keys and values at 0..W-1, the completion's k
-    after rotary and v from W on). Where the decode attended over its whole cache it also recorded
-    the attention weights, `rec_probs` [N, Hkv, group, S, W + S], and the output, `rec_out`
-    [S, N, heads D]: then nothing runs forward at all. Otherwise `bias` [N Hkv, S, W + S]: 0 or
-    -inf (padding, causality), the same for the heads of a kv head, and the attention runs: no
-    projection, rotation or concatenation; the batched matmuls read q, keys and values where they
-    lie and write one [N Hkv, S, D] block per q head of a kv head (`group` of them, 1 without GQA),
-    which goes into the step-major output.
+    after rotary and v from W on). `bias` [N Hkv, S, W + S]: 0 or -inf (padding, causality),
+    the same for the heads of a kv head. No projection, rotation or concatenation runs forward;
+    the batched matmuls read q, keys and values where they lie and write one [N Hkv, S, D] block
+    per q head of a kv head (`group` of them, 1 without GQA), which goes into the step-major output.
 
     The backward pass is the attention's own (softmax's backward, four batched matmuls a group),
     then hands the prompt part of the keys' and values' gradients to `prompt_keys`/`prompt_values`
@@ -120,13 +117,7 @@ class _GivenAttention(torch.autograd.Function):
     layouts. `cos`, `sin_back` (= roll(sin, -D/2)): [N, 1, S, D]."""
 
     @staticmethod
-    def forward(ctx, h, w_qkv, cos, sin_back, prompt_keys, prompt_values, rec_q, keys, values, bias,
-                rec_probs=None, rec_out=None):
-        ctx.prompt_shape = prompt_keys.shape
-        ctx.recorded = rec_probs is not None
-        if ctx.recorded:
-            ctx.save_for_backward(h, w_qkv, cos, sin_back, rec_q, keys, values, rec_probs)
-            return rec_out.view_as(rec_out)
+    def forward(ctx, h, w_qkv, cos, sin_back, prompt_keys, prompt_values, rec_q, keys, values, bias):
         steps, n, q_size = rec_q.shape
         kv_heads, span, head_dim = keys.shape[1:]
         group = q_size // (kv_heads * head_dim)
@@ -142,6 +133,7 @@ class _GivenAttention(torch.autograd.Function):
             probs[g] = softmax(scores.float()).to(scores.dtype)
             blocks[:, :, g].copy_(torch.bmm(probs[g], v).transpose(0, 1))
         ctx.save_for_backward(h, w_qkv, cos, sin_back, rec_q, keys, values, probs)
+        ctx.prompt_shape = prompt_keys.shape
         return out
 
     @staticmethod
@@ -160,9 +152,7 @@ class _GivenAttention(torch.autograd.Function):
         d_kv = d_qkv[..., q_size:].view(steps, n, 2, kv_heads, head_dim).permute(2, 1, 3, 0, 4)
         dk = dv = None
         for g in range(group):
-            qg, dog = q[:, :, g].transpose(0, 1), d_out[:, :, g].transpose(0, 1)
-            # [N Hkv, S, span]: the recorded weights [N, Hkv, group, S, span] are read in place
-            pg = probs[:, :, g].reshape(rows, steps, span) if ctx.recorded else probs[g]
+            qg, dog, pg = q[:, :, g].transpose(0, 1), d_out[:, :, g].transpose(0, 1), probs[g]
             dp = torch.bmm(dog, v.transpose(1, 2))
             ds = torch._softmax_backward_data(dp.float(), pg.float(), -1, torch.float32).to(dp.dtype).mul_(scale)
             dk = torch.bmm(ds.transpose(1, 2), qg) if dk is None else dk.baddbmm_(ds.transpose(1, 2), qg)
@@ -177,7 +167,7 @@ class _GivenAttention(torch.autograd.Function):
         gw = flat.t() @ h.reshape(-1, h.shape[-1]) if ctx.needs_input_grad[1] else None
         g_pk = dk[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[4] else None
         g_pv = dv[:, :, :width].reshape(ctx.prompt_shape) if ctx.needs_input_grad[5] else None
-        return gh, gw, None, None, g_pk, g_pv, None, None, None, None, None, None
+        return gh, gw, None, None, g_pk, g_pv, None, None, None, None
 
 
 def _unrotate(grad: torch.Tensor, cos: torch.Tensor, sin_back: torch.Tensor, out: torch.Tensor) -> None:
@@ -194,9 +184,8 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
 
     The decode steps already ran every matmul of this forward pass with these weights
     (`record.fresh(model)`): each linear layer here returns its recorded output and back-propagates
-    like the matmul (`_GivenLinear`), and attention returns the decode's recorded output and weights
-    where it kept them, else reads q and the decode's KV cache from the record and runs the
-    attention itself (`_GivenAttention`, with its backward); the residual adds
+    like the matmul (`_GivenLinear`), and attention reads q and the decode's KV cache from the record
+    (`_GivenAttention`, which also runs the attention itself and its backward); the residual adds
     are in the recorded outputs (o_proj's `_GivenLinear`, `_GivenMLP`), and the rest (embedding,
     norms) runs as ordinary autograd ops. `prompt_keys_values`: per layer the (keys, values)
     [N, Hkv, W, D] (or [U, G, Hkv, W, D], a prompt's broadcast over its G rows) of the rows'
@@ -218,13 +207,11 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     positions = prompt_lengths[:, None] + torch.arange(s, device=device)
     cos, sin = inner.rotary_emb(x, positions)  # [N, S, D]
     w = prompt_mask.shape[1]
-    bias = None
-    if not record.probs:  # the attention runs (else its recorded weights are read)
-        # the attention's 0 / -inf bias, one [S, W + S] per (row, kv head): batched matmuls add it as they go
-        bias = torch.zeros((n, kv_heads, s, w + s), dtype=x.dtype, device=device)
-        bias[..., :w] = torch.where(prompt_mask.bool(), 0.0, float("-inf"))[:, None, None, :]
-        bias[..., w:] = torch.full((s, s), float("-inf"), dtype=x.dtype, device=device).triu(1)
-        bias = bias.view(n * kv_heads, s, w + s)
+    # the attention's 0 / -inf bias, one [S, W + S] per (row, kv head): batched matmuls add it as they go
+    bias = torch.zeros((n, kv_heads, s, w + s), dtype=x.dtype, device=device)
+    bias[..., :w] = torch.where(prompt_mask.bool(), 0.0, float("-inf"))[:, None, None, :]
+    bias[..., w:] = torch.full((s, s), float("-inf"), dtype=x.dtype, device=device).triu(1)
+    bias = bias.view(n * kv_heads, s, w + s)
 
     def given(inp, weight, buf, *residual):  # buf [S_max, N_all, width] -> this batch's [S, N, width] (a view)
         return _GivenLinear.apply(inp, weight, buf[:s, take], *residual)
@@ -239,16 +226,13 @@ def replayed_completion_logits(model, record: DecodeRecord, rows: torch.Tensor, 
     # rotary, as the decode applied it (x cos + roll(x, D/2) sin, the sign folded into sin), is
     # undone in the backward pass with cos and roll(sin, -D/2), [N, 1, S, D]: broadcast over heads
     cos, sin_back = cos[:, None], (sin * rope_sign(head_dim, sin)).roll(-(head_dim // 2), dims=-1)[:, None]
-    probs = record.probs or [None] * len(record.layers)
-    layers = zip(inner.layers, record.layers, record.keys, record.values, probs, prompt_keys_values)
-    for layer, (r_q, r_out, r_attn, r_gu, r_mlp), k_buf, v_buf, p_buf, (pk, pv) in layers:
+    layers = zip(inner.layers, record.layers, record.keys, record.values, prompt_keys_values)
+    for layer, (r_q, r_attn, r_gu, r_mlp), k_buf, v_buf, (pk, pv) in layers:
         attn, mlp = layer.self_attn, layer.mlp
         h = rms_norm(layer.input_layernorm, x)
         w_qkv = torch.cat(qkv_weights(layer))
-        # the decode's attention weights and output, where it kept them: nothing to compute forward
-        recorded = (p_buf[take, :, :, :s, span], r_out[:s, take]) if p_buf is not None else ()
         out = _GivenAttention.apply(h, w_qkv, cos, sin_back, pk, pv, r_q[:s, take], k_buf[take, :, span],
-                                    v_buf[take, :, span], bias, *recorded)
+                                    v_buf[take, :, span], bias)
         # the decode recorded each block's output with its residual added (one GEMM: `torch.addmm`)
         x = given(out, attn.o_proj.weight, r_attn, x)
         w_gu = torch.cat(gate_up_weights(layer))
