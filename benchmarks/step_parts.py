@@ -95,10 +95,10 @@ class StepParts:
             self._wrap(optimizer, "step", "update/optimizer step")
 
     def _wrap(self, owner: Any, name: str, label: str) -> None:
-        had_own = name in getattr(owner, "__dict__", {})
-        original = owner.__dict__[name] if had_own else getattr(owner, name)
+        # as stored (a plain function on a class, an instance's callable), or None if inherited
+        original = getattr(owner, "__dict__", {}).get(name)
         setattr(owner, name, self._timed(label, getattr(owner, name)))
-        if had_own:
+        if original is not None:
             self._restore.append(lambda: setattr(owner, name, original))
         else:  # found on a class above: drop the shadowing wrapper
             self._restore.append(lambda: delattr(owner, name))
