@@ -255,6 +255,85 @@ def test_a_launched_item_starts_from_its_nearest_older_product(tmp_path):
         shop_configs_from_dict({"new_item_init": "random"})
 
 
+def test_the_reference_model_gets_the_launch_start_too(tmp_path):
+    """The KL term compares the policy with the frozen reference; the reference's row for a
+    launched SKU must be the same start (its own neighbour's row), not the row imitation pushed
+    down, or the KL pulls the launch back. Once per SKU; a resumed run applies it again."""
+    import torch
+
+    from feedbackrl.policy.model import Policy
+    from feedbackrl.policy.tiny import TinyModelConfig, build_tiny_model
+    from feedbackrl.tasks.shop.constraint import sku_token_ids
+
+    task = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, new_item_init="neighbour"))
+    path = build_tiny_model(tmp_path / "m", task.corpus(), task.extra_tokens(),
+                            TinyModelConfig(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2))
+    policy, reference = Policy.load(path), Policy.load(path)
+    with torch.no_grad():  # the reference differs from the policy (as after training): rows come from itself
+        reference.model.get_input_embeddings().weight.mul_(2.0)
+    ref_emb = reference.model.get_input_embeddings().weight
+    ids = sku_token_ids(reference.tokenizer, task.world.catalog.skus)
+    before = ref_emb.detach().clone()
+    task.on_train_step(3)
+    task.prepare_policy(policy)
+    assert task.prepare_reference(reference) == []  # nothing launched yet
+    assert torch.equal(ref_emb, before)
+    task.on_train_step(4)
+    done = dict(task.prepare_policy(policy))
+    assert dict(task.prepare_reference(reference)) == done == {"SM-F956-256": "SM-F946-256",
+                                                               "SM-F956-512": "SM-F946-512"}
+    for new, old in done.items():
+        assert torch.equal(ref_emb[ids[new]], before[ids[old]])
+        assert not torch.equal(ref_emb[ids[new]], before[ids[new]])
+    changed = (ref_emb != before).any(dim=1).nonzero().flatten().tolist()
+    assert sorted(changed) == sorted(ids[s] for s in done)
+    assert task.prepare_reference(reference) == []  # once
+    # a resumed run loads a fresh reference from the warm start: the start is applied again
+    fresh = CalendarShopTask(ShopTask(), ShopRunConfig(steps_per_day=1, new_item_init="neighbour"))
+    fresh.load_state_dict(task.state_dict())
+    reloaded = Policy.load(path)
+    assert dict(fresh.prepare_reference(reloaded)) == done
+    emb2 = reloaded.model.get_input_embeddings().weight
+    for new, old in done.items():
+        assert torch.equal(emb2[ids[new]], emb2[ids[old]])
+
+
+def test_the_online_loop_gives_its_reference_the_launch_start(tmp_path, monkeypatch):
+    """A shrunk shop run through the launch (day 3 = step 4) with a KL term: the loop hands its
+    frozen reference to the task, whose Fold6 rows then match its Fold5 rows."""
+    import torch
+
+    from feedbackrl.config import load_config
+    from feedbackrl.tasks.shop.constraint import sku_token_ids
+    from feedbackrl.train.config import RunConfig
+    from feedbackrl.train.recipe import train
+
+    seen = []
+    real = CalendarShopTask.prepare_reference
+
+    def spy(self, reference):
+        out = real(self, reference)
+        seen.append((reference, out))
+        return out
+
+    monkeypatch.setattr(CalendarShopTask, "prepare_reference", spy)
+    cfg = load_config("configs/shop_grpo.yaml", RunConfig, [
+        f"out_dir={tmp_path}", "name=ref", "algo.kl_coef=0.01",
+        "model.tiny.hidden_size=32", "model.tiny.num_layers=1", "model.tiny.num_heads=2",
+        "model.tiny.intermediate_size=64", "model.tiny.vocab_size=600", "sft.steps=3", "sft.examples=16",
+        "sft.warmup_steps=1", "steps=5", "batch_size=16", "algo.minibatch_size=16", "shop.steps_per_day=1",
+        "shop.eval_shoppers=4", "shop.prompt_candidates=0", "shop.similar_query=", "progress=false",
+        "log_rollouts=false"])
+    train(cfg, resume=False, log=lambda *_: None)
+    assert len(seen) == 5
+    assert [bool(out) for _, out in seen] == [False, False, False, True, False]
+    reference = seen[-1][0]
+    emb = reference.model.get_input_embeddings().weight
+    ids = sku_token_ids(reference.tokenizer, ["SM-F956-256", "SM-F946-256"])
+    assert torch.equal(emb[ids["SM-F956-256"]], emb[ids["SM-F946-256"]])
+    assert all(r is reference for r, _ in seen)
+
+
 class SkuTokenizer:
     """Every SKU one token, as the tiny model's tokenizer has them; anything else two tokens."""
 

@@ -156,6 +156,9 @@ class OnlineTrainer:
         prepare = getattr(self.task, "prepare_policy", None)  # e.g. the shop's new-item start
         if callable(prepare):
             prepare(self.policy)
+            prepare_ref = getattr(self.task, "prepare_reference", None)
+            if self.reference is not None and callable(prepare_ref):
+                prepare_ref(self.reference)
         prompts = self.task.train_prompts(self.cfg.prompts_per_step, self.task_rng)
         reuse = self.cfg.algo.reuse_sampling_pass and not self.is_ppo
         samples = generate_rollout(self.policy, self.task, prompts, self.cfg, self.sample_generator,

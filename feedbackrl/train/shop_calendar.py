@@ -201,6 +201,7 @@ class CalendarShopTask:
                                      similar_query=self.run.similar_query)
         self._vocabulary: list[str] | None = None
         self.initialised: dict[str, str] = {}  # launched SKU -> the SKU its embedding was copied from
+        self._reference_done: set[str] = set()  # launched SKUs whose start the reference model has too
         self.rollout_segments: list[str] = []  # the segment of each prompt of the last train_prompts
         self._segment_ids: dict[str, set[int]] | None = None
 
@@ -266,6 +267,24 @@ class CalendarShopTask:
                 copy_token_rows(policy.model, ids[neighbour.sku], ids[p.sku])
                 done.append((p.sku, neighbour.sku))
             self.initialised[p.sku] = neighbour.sku if ids is not None else ""
+        return done
+
+    def prepare_reference(self, reference) -> list[tuple[str, str]]:
+        """Give the frozen reference model the same start for each launched product as the policy
+        (its neighbour's rows, read from the reference itself). Without it the KL term compares
+        the policy with a reference whose row for the new SKU is the one imitation pushed down,
+        and pulls the launch back. Idempotent (the reference never trains), so a resumed run
+        simply applies it again."""
+        from feedbackrl.tasks.shop.constraint import sku_token_ids
+
+        todo = [(sku, nb) for sku, nb in self.initialised.items() if nb and sku not in self._reference_done]
+        done = []
+        for sku, nb in todo:
+            ids = sku_token_ids(reference.tokenizer, [sku, nb])
+            if ids is not None:
+                copy_token_rows(reference.model, ids[nb], ids[sku])
+                done.append((sku, nb))
+            self._reference_done.add(sku)
         return done
 
     def _render(self, prompts: list[Prompt]) -> list[Prompt]:
