@@ -318,12 +318,8 @@ def test_the_online_loop_gives_its_reference_the_launch_start(tmp_path, monkeypa
 
     monkeypatch.setattr(CalendarShopTask, "prepare_reference", spy)
     cfg = load_config("configs/shop_grpo.yaml", RunConfig, [
-        f"out_dir={tmp_path}", "name=ref", "algo.kl_coef=0.01",
-        "model.tiny.hidden_size=32", "model.tiny.num_layers=1", "model.tiny.num_heads=2",
-        "model.tiny.intermediate_size=64", "model.tiny.vocab_size=600", "sft.steps=3", "sft.examples=16",
-        "sft.warmup_steps=1", "steps=5", "batch_size=16", "algo.minibatch_size=16", "shop.steps_per_day=1",
-        "shop.eval_shoppers=4", "shop.prompt_candidates=0", "shop.similar_query=", "progress=false",
-        "log_rollouts=false"])
+        f"out_dir={tmp_path}", "name=ref", "algo.kl_coef=0.01", *TINY, "steps=5", "shop.day=0",
+        "shop.prompt_candidates=0", "shop.similar_query=", "log_rollouts=false"])
     train(cfg, resume=False, log=lambda *_: None)
     assert len(seen) == 5
     assert [bool(out) for _, out in seen] == [False, False, False, True, False]
