@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def launch_ranks(day_evals, world) -> dict[str, dict[int, int | None]]:
     """intent -> {day: best rank of a product launched mid-run in that day's greedy list (None:
     not shown)}, for the intents whose ideal top 3 holds a launched product on its launch day."""
-    launched = [p for p in world.calendar.launches()]
+    launched = list(world.calendar.launches())
     targets = {it.id for p in launched for it in world.intents
                if p.sku in world.utility_model.ideal_ranking(it, p.launch_day, 3)}
     skus = {p.sku for p in launched}
