@@ -25,27 +25,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def launch_ranks(day_evals, world) -> dict[str, dict[int, int | None]]:
-    """intent -> {day: best rank of a product launched mid-run in that day's greedy list (None:
-    not shown)}, for the intents whose ideal top 3 holds a launched product on its launch day."""
+def launch_days(day_evals, world) -> dict[str, int | None]:
+    """intent -> days from the first launch to its top 3, exactly as the demo reads it
+    (`shop_demo.launch_days_to_top3` over the end-of-day greedy lists); its keys are the
+    intents whose ideal top 3 holds a launched product on its launch day."""
+    from feedbackrl.train.shop_demo import launch_days_to_top3
+
+    by_launch = launch_days_to_top3(world, {e.day: e.lists for e in day_evals if e.step > 0})
+    return by_launch[min(by_launch)] if by_launch else {}
+
+
+def launch_ranks(day_evals, world, intents) -> dict[str, dict[int, int | None]]:
+    """intent -> {day: best rank of a product launched mid-run in that day's greedy lists for the
+    intent (None: not shown)}, for `intents`, from the first launch day on."""
     launched = list(world.calendar.launches())
-    targets = {it.id for p in launched for it in world.intents
-               if p.sku in world.utility_model.ideal_ranking(it, p.launch_day, 3)}
     skus = {p.sku for p in launched}
     first = min((p.launch_day for p in launched), default=0)
-    out: dict[str, dict[int, int | None]] = {i: {} for i in sorted(targets)}
+    out: dict[str, dict[int, int | None]] = {i: {} for i in sorted(intents)}
     for e in day_evals:
         if e.step == 0 or e.day < first:
             continue
         for intent, _query, shown in e.lists:
             if intent in out:
                 ranks = [k + 1 for k, s in enumerate(shown) if s in skus]
-                out[intent][e.day] = min(ranks) if ranks else None
+                best = [r for r in (out[intent].get(e.day), min(ranks) if ranks else None) if r is not None]
+                out[intent][e.day] = min(best) if best else None
     return out
-
-
-def days_to_top3(ranks: dict[int, int | None], launch_day: int) -> int | None:
-    return next((d - launch_day for d in sorted(ranks) if ranks[d] is not None and ranks[d] <= 3), None)
 
 
 class FirstPickTrace:
@@ -134,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                 uninstall()
     world = task.world
     launch_day = min((p.launch_day for p in world.calendar.launches()), default=0)
-    ranks = launch_ranks(task.day_evals, world)
+    days = launch_days(task.day_evals, world)
+    ranks = launch_ranks(task.day_evals, world, days)
     last = max((e for e in task.day_evals if e.step > 0), key=lambda e: e.step, default=None)
     result = {"tag": args.tag, "seed": args.seed, "sets": args.sets, "launch_day": launch_day,
               "ranks": {i: {str(d): r for d, r in v.items()} for i, v in ranks.items()},
-              "days_to_top3": {i: days_to_top3(v, launch_day) for i, v in ranks.items()},
+              "days_to_top3": days,
               "final_ctr": round(last.metrics["ctr"], 4) if last else None,
               "wall_s": round(time.perf_counter() - t0, 1)}
     if trace:
