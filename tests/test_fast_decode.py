@@ -8,6 +8,10 @@ from feedbackrl.policy.fast_decode import LlamaDecoder
 from feedbackrl.policy.sampling import sample_tokens
 from feedbackrl.policy.shared_prompt import left_pad, prompt_pass
 
+# the decode and its replay on the CPU, and on a CUDA device where there is one (tests/test_gpu.py
+# has the rest of the GPU checks; CI has no GPU, benchmarks/gpu_check.sh runs these there)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))]
+
 
 def _llama(**overrides):
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -20,9 +24,10 @@ def _llama(**overrides):
     return LlamaForCausalLM(LlamaConfig(**settings)).eval()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kv_heads,tied,stacked,steps", [(2, False, True, 5), (4, True, True, 5), (2, True, False, 5),
                                                         (2, False, True, 14)])
-def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied, stacked, steps, monkeypatch):
+def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied, stacked, steps, monkeypatch, device):
     """Grouped-query and plain heads, tied and untied LM head, weights stacked or not (a large
     model's); prompts of different lengths (left padding), a prompt shared by two rows, and a row
     that finishes early: at every step the decoder's logits of every live row equal the model's
@@ -31,18 +36,19 @@ def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied,
     longer, so that the first steps read positions not yet written (zero, masked)."""
     if not stacked:
         monkeypatch.setattr("feedbackrl.policy.fast_decode.STACK_LIMIT_BYTES", 0)
-    model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
+    model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied).to(device)
     assert LlamaDecoder.supports(model)
     prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
     fed = torch.randint(3, 40, (4, steps), generator=torch.Generator().manual_seed(1))
     fed[3, 1], fed[3, 2:] = 2, 0
+    fed = fed.to(device)
     attend = torch.ones_like(fed, dtype=torch.bool)
     attend[3, 1:] = False  # row 3 emits EOS at step 1: later tokens are padding nobody attends to
     with torch.inference_mode():
         first = prompt_pass(model, prompts, pad_id=0)
         decoder = LlamaDecoder(model, first.cache, first.attention_mask, steps)
         assert decoder.stacked is stacked
-        ids, mask = left_pad(prompts, 0)
+        ids, mask = (t.to(device) for t in left_pad(prompts, 0))
         positions = first.positions[:, -1:] + 1
         for t in range(steps):
             got = decoder.step(fed[:, t], positions + t, attend[:, t])
@@ -50,9 +56,9 @@ def test_each_step_equals_a_full_forward_over_the_whole_sequence(kv_heads, tied,
             full_mask = torch.cat([mask, attend[:, :t + 1].long()], dim=1)
             full_pos = (full_mask.cumsum(-1) - 1).clamp_min(0)
             # a row's position ids count on past its finished tokens in the decoder, as in sampling
-            full_pos[:, ids.shape[1]:] = first.positions[:, -1:] + 1 + torch.arange(t + 1)
+            full_pos[:, ids.shape[1]:] = first.positions[:, -1:] + 1 + torch.arange(t + 1, device=device)
             want = model(input_ids=full_ids, attention_mask=full_mask, position_ids=full_pos).logits[:, -1]
-            live = attend[:, t] if t else torch.ones(len(prompts), dtype=torch.bool)
+            live = attend[:, t] if t else torch.ones(len(prompts), dtype=torch.bool, device=device)
             assert torch.allclose(got[live], want[live], atol=1e-5), f"step {t}"
 
 
@@ -162,8 +168,9 @@ def _assert_same_grads(got, want):
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5 * scale, msg=k)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kv_heads,tied,chunk_rows", [(2, False, 256), (4, True, 8), (2, True, 4)])
-def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_heads, tied, chunk_rows, monkeypatch):
+def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_heads, tied, chunk_rows, monkeypatch, device):
     """Rows of different prompt lengths (left padding), a shared prompt, a row stopped by EOS
     after two tokens: the logits replayed from the decode's record equal a plain forward pass over
     prompt + completion (no cache) at every position that predicts a completion token, and a loss
@@ -173,7 +180,7 @@ def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_hea
     from feedbackrl.policy.replay import replayed_completion_logits
 
     monkeypatch.setattr("feedbackrl.policy.replay.MLP_CHUNK_ROWS", chunk_rows)
-    model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied)
+    model = _llama(num_key_value_heads=kv_heads, tie_word_embeddings=tied).to(device)
     prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 5, 6, 7, 8], [1, 10, 11]]
 
     def eos_early(row, generated):
@@ -184,8 +191,8 @@ def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_hea
     record, tokens = out.record, out.tokens.clone()  # a clone: sampling's tensors are inference-mode ones
     assert record is not None and record.steps == tokens.shape[1] - 1 and out.lengths[3] == 3
     n, t = tokens.shape
-    mask = (torch.arange(t) < out.lengths[:, None]).float()
-    weights = torch.randn(n, t, generator=torch.Generator().manual_seed(1)) * mask
+    mask = (torch.arange(t, device=device) < out.lengths[:, None]).float()
+    weights = torch.randn(n, t, generator=torch.Generator().manual_seed(1)).to(device) * mask
 
     def loss_of(logits):
         logp = logits.float().log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
@@ -194,9 +201,9 @@ def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_hea
     # the plain forward: prompt + completion, right-padded, the logits before each completion token
     full = [p + tokens[i, :int(out.lengths[i])].tolist() for i, p in enumerate(prompts)]
     width = max(map(len, full))
-    ids = torch.tensor([f + [0] * (width - len(f)) for f in full])
-    attn = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in full])
-    cols = torch.tensor([[len(p) - 1 + j for j in range(t)] for p in prompts]).clamp_max(width - 1)
+    ids = torch.tensor([f + [0] * (width - len(f)) for f in full], device=device)
+    attn = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in full], device=device)
+    cols = torch.tensor([[len(p) - 1 + j for j in range(t)] for p in prompts], device=device).clamp_max(width - 1)
     plain = model(input_ids=ids, attention_mask=attn).logits
     plain = plain.gather(1, cols[..., None].expand(-1, -1, plain.shape[-1]))
     loss, logp_plain = loss_of(plain)
@@ -204,8 +211,9 @@ def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_hea
     want = _grads(model)
 
     first = prompt_pass(model, prompts, pad_id=0)
-    rest = replayed_completion_logits(model, record, torch.arange(n), [(lay.keys, lay.values) for lay in first.cache.layers],
-                                      first.attention_mask, tokens[:, :t - 1], torch.tensor([len(p) for p in prompts]))
+    rest = replayed_completion_logits(model, record, torch.arange(n, device=device),
+                                      [(lay.keys, lay.values) for lay in first.cache.layers], first.attention_mask,
+                                      tokens[:, :t - 1], torch.tensor([len(p) for p in prompts], device=device))
     replayed = torch.cat([first.last_logits[:, None], rest], dim=1)
     loss, logp_replayed = loss_of(replayed)
     loss.backward()
@@ -216,18 +224,19 @@ def test_the_replayed_forward_gives_the_forward_pass_logits_and_gradients(kv_hea
     _assert_same_grads(got, want)
 
 
-def _policy_rollout(tiny_model_dir, keep_record=True):
-    policy = Policy.load(tiny_model_dir)
+def _policy_rollout(tiny_model_dir, keep_record=True, device="cpu"):
+    policy = Policy.load(tiny_model_dir, device=device)
     samples = policy.generate(["Q: 1+2=? A:", "Q: 10+20=? A:", "Q: 7+8=? A:"], 4, max_new_tokens=6,
                               generator=torch.Generator().manual_seed(0), keep_record=keep_record)
     return policy, policy.collate(samples), policy.decode_record
 
 
-def test_the_policy_replays_permuted_and_partial_minibatches(tiny_model_dir):
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_policy_replays_permuted_and_partial_minibatches(tiny_model_dir, device):
     """`token_logprobs(record=, rows=)` on the whole batch in another order and on subsets (the
     update's shuffled minibatches), one without the decode's longest prompt (its prompts sit at
     an offset in the decode's cache): replayed, with the log-probs and gradients of the forward pass."""
-    policy, batch, record = _policy_rollout(tiny_model_dir)
+    policy, batch, record = _policy_rollout(tiny_model_dir, device=device)
     assert record is not None
     policy.model.train()
     short = torch.tensor([10, 1])  # rows of "Q: 7+8=? A:" and "Q: 1+2=? A:", not "Q: 10+20=? A:"
@@ -235,7 +244,7 @@ def test_the_policy_replays_permuted_and_partial_minibatches(tiny_model_dir):
     assert prompt_lengths[short].max() < prompt_lengths.max()
     for index in (torch.randperm(len(batch), generator=torch.Generator().manual_seed(2)), torch.tensor([7, 1, 4, 10]), short):
         mb = batch.select(index)
-        weights = torch.randn(mb.completion_mask.shape, generator=torch.Generator().manual_seed(3))
+        weights = torch.randn(mb.completion_mask.shape, generator=torch.Generator().manual_seed(3)).to(device)
         runs = {}
         for replay in (True, False):
             kw = {"record": record, "rows": index} if replay else {}

@@ -63,7 +63,8 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One token per row of `probs` [N, V] (non-negative weights; a row need not sum to exactly 1):
-    inverse-CDF sampling with one uniform number per row, drawn on `probs`' device.
+    inverse-CDF sampling with one uniform number per row, drawn on `generator`'s device (else
+    `probs`').
 
     `torch.multinomial(probs, 1)` draws an exponential variate for every vocabulary entry of every
     row (it samples by argmax(p / E)), which on a CPU was ~0.6 ms of a ~6 ms decode step for
@@ -75,7 +76,10 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch
     total = cdf[:, -1:]
     if not bool(((total > 0) & torch.isfinite(total)).all()):
         raise ValueError("draw: every row needs a positive, finite total weight (a NaN, an inf or all zeros)")
-    u = torch.rand(total.shape, generator=generator, dtype=cdf.dtype, device=cdf.device)
+    # the uniforms come from the generator's own device (a host generator seeding a GPU run
+    # draws on the host and moves N numbers), so one seed gives the same draws on either device
+    where = cdf.device if generator is None else generator.device
+    u = torch.rand(total.shape, generator=generator, dtype=cdf.dtype, device=where).to(cdf.device)
     x = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
     return torch.searchsorted(cdf, x, right=True).squeeze(-1)
 
@@ -211,11 +215,7 @@ def sample_tokens(
             if explore_pool is not None:
                 probs, sampling_logp = _mix_exploration(probs, sampling_logp, explore, explore_pool, n, generated,
                                                         finished)
-            if generator is not None and generator.device.type != probs.device.type:
-                # a generator on another device (a host one with a CUDA model): draw there
-                tok = draw(probs.to(generator.device), generator).to(device)
-            else:
-                tok = draw(probs, generator)
+            tok = draw(probs, generator)  # a host generator with a CUDA model draws its uniforms on the host
         tok = tok.masked_fill(finished, pad_id)
         out_tokens[:, t] = tok
         out_logprobs[:, t] = torch.where(finished, 0.0, model_logp.gather(-1, tok[:, None]).squeeze(-1))
