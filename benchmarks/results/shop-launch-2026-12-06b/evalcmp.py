@@ -1,4 +1,5 @@
 # Greedy eval lists of one checkpoint under this tree's decode (fast) and the model's own forward (slow).
+# PYTHONPATH=<tree> .venv/bin/python evalcmp.py CKPT STEP OUT.json
 import sys, tempfile, json, torch
 from pathlib import Path
 from feedbackrl.config import load_config
@@ -10,12 +11,11 @@ from feedbackrl.tasks.shop.text_format import parse_ranking
 import feedbackrl
 ckpt, step = sys.argv[1], int(sys.argv[2])
 out = tempfile.mkdtemp()
-cfg = shop_demo_config(load_config("/work/main/configs/shop_grpo.yaml", RunConfig, [f"out_dir={out}", "progress=false"]))
+cfg = shop_demo_config(load_config(str(Path(__file__).resolve().parents[3] / "configs" / "shop_grpo.yaml"), RunConfig, [f"out_dir={out}", "progress=false"]))
 task = build_task(cfg)
 task.on_train_step(step)
 policy = Policy.load(ckpt)
 policy.model.eval()
-
 prompts = task.eval_prompts()
 res = {}
 for fast in (True, False):

@@ -1,6 +1,9 @@
 # Run shop_launch.py with every replayed forward checked against a plain forward of the same batch.
-import sys, json, torch
-sys.argv = [sys.argv[0]] + sys.argv[1:]
+# PYTHONPATH=<tree> OMP_NUM_THREADS=1 .venv/bin/python instrument.py --seed 1 --tag T --out runs.jsonl
+import sys
+from pathlib import Path
+
+import torch
 from feedbackrl.policy.model import Policy
 orig = Policy.token_logprobs
 stats = []
@@ -17,7 +20,7 @@ def wrapped(self, batch, **kw):
             print("CHECK", len(stats), stats[-1], flush=True)
     return out
 Policy.token_logprobs = wrapped
-sys.path.insert(0, "/work/main/benchmarks")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
 import shop_launch
 rc = shop_launch.main(sys.argv[1:])
 rep = [s for s in stats if s[0]]
