@@ -97,26 +97,21 @@ def test_grpo_run_resumed_on_cuda_ends_with_identical_weights(tiny_model_dir, tm
     """The online loop's exact resume on a GPU: the sampling generator lives on the device and
     is checkpointed with the rest; stopped at step 2 and resumed, the run ends where the
     uninterrupted one does."""
-    from test_online import small_config
+    from test_online import small_config, trainer_for
 
     from feedbackrl.train import checkpoint as ckpt
     from feedbackrl.train.online import OnlineTrainer
 
     extra = {"algo__kl_coef": 0.05, "model__device": "cuda"}
-
-    def trainer(cfg, model_dir, run_dir, **kw):
-        torch.manual_seed(0)
-        policy = Policy.load(model_dir, device="cuda")
-        return OnlineTrainer(cfg, VariedTask(cfg.arithmetic), policy, run_dir, **kw)
-
     cfg = small_config(tmp_path / "a", **extra)
-    straight = trainer(cfg, tiny_model_dir, tmp_path / "a")
+    straight = trainer_for(cfg, tiny_model_dir, tmp_path / "a", VariedTask(cfg.arithmetic), device="cuda")
     straight.run()
     cfg_b = small_config(tmp_path / "b", **extra)
-    first = trainer(cfg_b, tiny_model_dir, tmp_path / "b")
+    first = trainer_for(cfg_b, tiny_model_dir, tmp_path / "b", VariedTask(cfg_b.arithmetic), device="cuda")
     assert first.run(stop_after=2)["steps"] == 2
     latest = ckpt.latest_checkpoint(tmp_path / "b")
-    resumed = trainer(cfg_b, latest, tmp_path / "b", reference=first.reference)
+    resumed = OnlineTrainer(cfg_b, VariedTask(cfg_b.arithmetic), Policy.load(latest, device="cuda"), tmp_path / "b",
+                            reference=first.reference)
     resumed.run(resume_state=ckpt.load_trainer_state(latest))
     assert resumed.step == 4
     want, got = straight.policy.state_dict(), resumed.policy.state_dict()

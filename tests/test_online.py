@@ -31,9 +31,9 @@ def small_config(tmp_path, **over):
     return from_dict(RunConfig, data, "test")
 
 
-def trainer_for(cfg, model_dir, run_dir, task=None):
+def trainer_for(cfg, model_dir, run_dir, task=None, device="cpu"):
     torch.manual_seed(0)
-    policy = Policy.load(model_dir, value_head=cfg.algo.name == "ppo")
+    policy = Policy.load(model_dir, value_head=cfg.algo.name == "ppo", device=device)
     return OnlineTrainer(cfg, task or ArithmeticTask(cfg.arithmetic), policy, run_dir)
 
 
